@@ -1,0 +1,31 @@
+"""Known-bad for kata-01: keyed by order id, which scatters a customer's orders."""
+
+import json
+
+from confluent_kafka import KafkaException, Producer
+
+
+def publish_orders(bootstrap_servers: str, topic: str, orders: list[dict]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap_servers})
+    failures = []
+
+    def on_delivery(err, msg):
+        # Called from flush()/poll(): the only place a failed delivery becomes visible.
+        if err is not None:
+            failures.append(err)
+
+    for order in orders:
+        producer.produce(
+            topic,
+            key=str(order["order_id"]).encode("utf-8"),
+            value=json.dumps(order).encode("utf-8"),
+            on_delivery=on_delivery,
+        )
+        # Serve delivery callbacks as we go so the local queue never fills up.
+        producer.poll(0)
+
+    # produce() is asynchronous; flush() waits until every queued record is acknowledged
+    # and returns how many are still undelivered.
+    remaining = producer.flush(30)
+    if remaining or failures:
+        raise KafkaException(f"{remaining} orders undelivered, {len(failures)} failed: {failures[:3]}")

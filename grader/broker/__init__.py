@@ -1,0 +1,52 @@
+"""Broker providers. `obtain()` picks one and always releases what it started.
+
+auto = external (flag or KAFKA_BOOTSTRAP_SERVERS), then docker when a daemon
+answers, then local (DESIGN.md). A reusable local broker slots in before docker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+from grader.broker.base import Broker, Progress, metadata_answers
+from grader.errors import UsageError
+
+MODES = ("auto", "local", "docker", "external")
+
+__all__ = ["Broker", "MODES", "metadata_answers", "obtain", "start"]
+
+
+def start(mode: str, bootstrap_servers: str | None, progress: Progress) -> Broker:
+    bootstrap_servers = bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None
+    if mode == "external" or (mode == "auto" and bootstrap_servers):
+        if not bootstrap_servers:
+            raise UsageError("--broker external needs the cluster's address.",
+                             next_step="pass --bootstrap-servers HOST:PORT or set KAFKA_BOOTSTRAP_SERVERS.")
+        from grader.broker.external import connect_external
+
+        return connect_external(bootstrap_servers, progress)
+    if mode == "docker" or (mode == "auto" and os.environ.get("KAFKA_KATAS_DOCKER") != "0"
+                            and _docker_answers()):
+        from grader.broker.docker import start_docker
+
+        return start_docker(progress)
+    from grader.broker.local import start_local
+
+    return start_local(progress)
+
+
+def _docker_answers() -> bool:
+    from grader.broker.docker import docker_available
+
+    return docker_available()
+
+
+@contextlib.contextmanager
+def obtain(mode: str, bootstrap_servers: str | None, progress: Progress) -> Iterator[Broker]:
+    broker = start(mode, bootstrap_servers, progress)
+    try:
+        yield broker
+    finally:
+        broker.stop()

@@ -1,0 +1,219 @@
+"""The local provider: Apache Kafka in KRaft mode as a child JVM bound to 127.0.0.1.
+
+One process per node, each a combined broker+controller with a static voter set, so
+the same code starts the 1-node broker every kata uses and a 3-node cluster later.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from grader.broker import jars
+from grader.broker.base import Broker, Progress, metadata_answers
+from grader.errors import InfraError
+
+# Small heap, serial GC and C1 only: a grading broker serves tiny loads on 2 cores,
+# and these cut start-up CPU and memory (measured in docs/benchmarks.md).
+JVM_FLAGS = ["-Xms128m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+             "-XX:-UsePerfData", "-Djava.awt.headless=true"]
+START_TIMEOUT_S = 90.0
+LOG_TAIL_LINES = 25
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def kafka_uuid() -> str:
+    """A Kafka cluster id (base64url of 16 random bytes), made without a JVM launch."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+
+
+@dataclass
+class Node:
+    node_id: int
+    port: int
+    controller_port: int
+    workdir: Path
+    process: subprocess.Popen | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "broker.log"
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no broker log was written)"
+        return "\n".join(text.strip().splitlines()[-lines:])
+
+
+@dataclass
+class LocalBroker(Broker):
+    nodes: list[Node] = field(default_factory=list)
+    root: Path | None = None
+
+    def alive(self) -> bool:
+        if any(n.process is None or n.process.poll() is not None for n in self.nodes):
+            return False
+        return metadata_answers(self.bootstrap_servers, timeout=5.0)
+
+    def death_report(self) -> str:
+        for node in self.nodes:
+            code = node.process.poll() if node.process else None
+            if code is not None:
+                return (f"The local Kafka broker (node {node.node_id}, pid {node.process.pid}) exited with "
+                        f"code {code}. Last lines of {node.log_path}:\n{node.log_tail()}")
+        return f"The local Kafka broker at {self.bootstrap_servers} stopped answering metadata requests."
+
+    def kill_node(self, node_id: int, sig: int = signal.SIGKILL) -> None:
+        """Used by fault checks and by the test that proves a dead broker is reported as such."""
+        node = next(n for n in self.nodes if n.node_id == node_id)
+        if node.process and node.process.poll() is None:
+            os.killpg(node.process.pid, sig)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            _terminate(node.process)
+        if self.root:
+            _keep_last_log(self.nodes)
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.root = None
+
+
+def start_local(progress: Progress, node_count: int = 1) -> LocalBroker:
+    java = jars.java_executable()
+    classpath = jars.kafka_classpath(progress)
+    progress(f"Starting a local Kafka broker ({node_count} node{'s' if node_count > 1 else ''}) on 127.0.0.1…")
+    base = Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else None  # tmpfs: no disk latency
+    root = Path(tempfile.mkdtemp(prefix="kafka-katas-", dir=base))
+    nodes = [Node(i, free_port(), free_port(), root / f"node-{i}") for i in range(1, node_count + 1)]
+    broker = LocalBroker(bootstrap_servers=",".join(f"127.0.0.1:{n.port}" for n in nodes),
+                         provider="local", nodes=nodes, root=root,
+                         description=f"local Kafka (pid will follow) in {root}")
+    started = time.monotonic()
+    try:
+        cluster_id = kafka_uuid()
+        log4j = root / "log4j2.properties"
+        log4j.write_bytes(resources.files("grader.broker").joinpath("log4j2.properties").read_bytes())
+        common = [java, *JVM_FLAGS, f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath]
+        for node in nodes:
+            config = _write_config(node, nodes)
+            _format(common, cluster_id, config, node)
+        # Start every node before waiting: a multi-voter quorum needs a majority up to elect a leader.
+        for node in nodes:
+            node.process = _spawn(common + [f"-Dkafka.logs.dir={node.workdir}", "kafka.Kafka", str(config_path(node))],
+                                  node.log_path)
+        _wait_ready(broker)
+    except BaseException:
+        broker.stop()
+        raise
+    broker.description = (f"local Kafka, pid {', '.join(str(n.process.pid) for n in nodes)}, "
+                          f"ready in {time.monotonic() - started:.1f}s")
+    return broker
+
+
+def config_path(node: Node) -> Path:
+    return node.workdir / "server.properties"
+
+
+def _write_config(node: Node, nodes: list[Node]) -> Path:
+    template = resources.files("grader.broker").joinpath("server.properties").read_text()
+    replicas = len(nodes)
+    (node.workdir / "data").mkdir(parents=True)
+    text = template.format(
+        node_id=node.node_id,
+        voters=",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in nodes),
+        port=node.port, controller_port=node.controller_port, data_dir=node.workdir / "data",
+        internal_rf=replicas, internal_min_isr=1 if replicas == 1 else 2,
+    )
+    path = config_path(node)
+    path.write_text(text)
+    return path
+
+
+def _format(common: list[str], cluster_id: str, config: Path, node: Node) -> None:
+    cmd = common + ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        raise InfraError(
+            f"Formatting the Kafka storage for node {node.node_id} failed (exit {proc.returncode}).",
+            detail="\n".join((proc.stdout + proc.stderr).strip().splitlines()[-LOG_TAIL_LINES:]),
+            next_step="run the same command again; if it repeats, delete the jar cache "
+            f"({jars.cache_root()}) so it is fetched anew.",
+        )
+
+
+def _spawn(cmd: list[str], log_path: Path) -> subprocess.Popen:
+    with open(log_path, "wb") as log:
+        # A session of its own: teardown kills the whole group, and Ctrl-C in the
+        # terminal is handled by the grader (which then stops the broker) instead of
+        # reaching the JVM half-way through a check.
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+
+
+def _wait_ready(broker: LocalBroker) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        for node in broker.nodes:
+            if node.process.poll() is not None:
+                tail = node.log_tail()
+                cause = "a port was already taken" if "Address already in use" in tail else "see the log below"
+                raise InfraError(f"The local Kafka broker exited during start-up ({cause}).",
+                                 detail=f"Last lines of {node.log_path}:\n{tail}",
+                                 next_step="run the same command again.")
+        if metadata_answers(broker.bootstrap_servers, timeout=1.0) and (
+                len(broker.nodes) == 1 or _all_registered(broker)):
+            return
+        time.sleep(0.1)
+    raise InfraError(f"The local Kafka broker did not answer within {START_TIMEOUT_S:.0f}s.",
+                     detail=f"Last lines of the broker log:\n{broker.nodes[0].log_tail()}",
+                     next_step="check the machine's load (`uptime`) and run the same command again.")
+
+
+def _all_registered(broker: LocalBroker) -> bool:
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers, "log_level": 0})
+    try:
+        return len(admin.list_topics(timeout=2).brokers) == len(broker.nodes)
+    except Exception:
+        return False
+
+
+def _terminate(process: subprocess.Popen | None) -> None:
+    """Kill the node's whole process group. The data dir is thrown away, so no clean shutdown is owed."""
+    if process is None or process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=10)
+
+
+def _keep_last_log(nodes: list[Node]) -> None:
+    """Copy the broker log out of the throw-away data dir so a failure can still be read."""
+    logs = jars.cache_root() / "logs"
+    try:
+        logs.mkdir(parents=True, exist_ok=True)
+        for node in nodes:
+            if node.log_path.exists():
+                shutil.copyfile(node.log_path, logs / f"last-broker-node-{node.node_id}.log")
+    except OSError:
+        pass

@@ -1,0 +1,144 @@
+"""The pytest plugin every hidden check runs under (loaded with `-p grader.pytest_plugin`).
+
+It gives checks their fixtures (`kafka`, `impl`, `impl_path`, `bootstrap_servers`)
+and writes a machine-readable verdict per check to the file the runner names, after
+every check, so a run that is killed at its timeout still reports what finished.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+import traceback
+import uuid
+from pathlib import Path
+
+import pytest
+
+from grader.checklib import KafkaKit
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("kafka-katas")
+    group.addoption("--kata-impl", help="path of the learner's file (stub or solution) under test")
+    group.addoption("--kafka-bootstrap", help="bootstrap servers of the broker to check against")
+    group.addoption("--kata-results", help="write per-check verdicts (JSON lines) to this file")
+    group.addoption("--kata-run-id", default="", help="prefix for topic/group names of this run")
+
+
+class _Recorder:
+    def __init__(self, path: str | None):
+        self.path = Path(path) if path else None
+
+    def write(self, event: dict) -> None:
+        if not self.path:
+            return
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(event) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+_RECORDER = _Recorder(None)
+_DOCS: dict[str, str] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _RECORDER
+    _RECORDER = _Recorder(config.getoption("--kata-results"))
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    # The check's docstring says what was checked; the report shows it.
+    obj = getattr(item, "obj", None)
+    _DOCS[item.nodeid] = (getattr(obj, "__doc__", None) or "").strip()
+
+
+def pytest_runtest_logstart(nodeid: str, location) -> None:
+    # The runner reads the last "start" to say which check was running at a timeout.
+    _RECORDER.write({"event": "start", "nodeid": nodeid})
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" or (report.when in ("setup", "teardown") and (report.failed or report.skipped)):
+        _RECORDER.write({
+            "event": "result", "nodeid": report.nodeid, "name": report.nodeid.split("::")[-1],
+            "when": report.when, "outcome": report.outcome, "doc": _DOCS.get(report.nodeid, ""),
+            "message": _message(report) if report.failed or report.skipped else "",
+            "output": report.capstdout[-4000:] + report.capstderr[-4000:],
+            "duration": round(report.duration, 3),
+        })
+
+
+def pytest_collectreport(report) -> None:
+    if report.failed:
+        _RECORDER.write({"event": "collect-error", "nodeid": report.nodeid,
+                         "message": str(report.longrepr)[-4000:]})
+
+
+def _message(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple):  # skip: (file, line, reason)
+        return str(longrepr[2])
+    crash = getattr(longrepr, "reprcrash", None)
+    text = str(longrepr)
+    # pytest.fail(..., pytrace=False) gives exactly the teaching message; keep it whole.
+    if crash is not None and "Failed: " in crash.message and "Traceback" not in text:
+        return crash.message.removeprefix("Failed: ")
+    return text[-6000:]
+
+
+# ---------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def bootstrap_servers(pytestconfig: pytest.Config) -> str:
+    value = pytestconfig.getoption("--kafka-bootstrap") or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if not value:
+        pytest.exit("no broker given: pass --kafka-bootstrap (the grader does this for you)", returncode=3)
+    return value
+
+
+@pytest.fixture(scope="session")
+def impl_path(pytestconfig: pytest.Config) -> Path:
+    value = pytestconfig.getoption("--kata-impl")
+    if not value:
+        pytest.exit("no learner file given: pass --kata-impl (the grader does this for you)", returncode=2)
+    return Path(value).resolve()
+
+
+@pytest.fixture
+def impl(impl_path: Path):
+    """The learner's module, loaded by file path under a unique module name.
+
+    Loading by path (not by import name) means a learner's `producer.py` can never
+    shadow a library module, and two katas' files never collide.
+    """
+    return load_learner_module(impl_path)
+
+
+def load_learner_module(path: Path):
+    name = f"kata_impl_{uuid.uuid4().hex[:8]}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
+        learner_frames = "".join(line for line in tb if str(path) in line or not line.startswith("  File"))
+        pytest.fail(f"Your file {path.name} could not be imported, so no check could run.\n"
+                    f"{learner_frames.strip()}", pytrace=False)
+    return module
+
+
+@pytest.fixture
+def kafka(bootstrap_servers: str, pytestconfig: pytest.Config, request: pytest.FixtureRequest):
+    run_id = pytestconfig.getoption("--kata-run-id") or uuid.uuid4().hex[:6]
+    kit = KafkaKit(bootstrap_servers, prefix=f"kk-{run_id}-{request.node.name[:30]}".replace("_", "-"))
+    yield kit
+    kit.close()

@@ -1,0 +1,103 @@
+"""Verdicts: one CheckResult per hidden check, one KataResult per graded file.
+
+Serialisers follow the Exercism test-runner results.json (version 3) fields, plus
+score and checklist item, and JUnit XML for CI systems.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from xml.etree import ElementTree as ET
+
+from grader.errors import EXIT_FAIL, EXIT_PASS
+
+PASS, FAIL, ERROR, SKIP = "pass", "fail", "error", "skip"
+TIMEOUT, CRASHED = "timeout", "crashed"
+
+
+@dataclass
+class CheckResult:
+    name: str
+    status: str
+    doc: str = ""
+    message: str = ""
+    output: str = ""
+    duration: float = 0.0
+
+    @property
+    def title(self) -> str:
+        """First line of the check's docstring: what was checked, in plain words."""
+        return self.doc.splitlines()[0] if self.doc else self.name.removeprefix("test_").replace("_", " ")
+
+
+@dataclass
+class KataResult:
+    kata_id: str
+    slug: str
+    title: str
+    checklist: str
+    target: str  # "stub", "solution" or a known-bad fixture's name
+    status: str  # pass | fail | timeout | crashed
+    checks: list[CheckResult] = field(default_factory=list)
+    message: str = ""  # run-level explanation (timeout, crash, import error)
+    duration: float = 0.0
+    broker: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASS
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_PASS if self.passed else EXIT_FAIL
+
+    @property
+    def failed_checks(self) -> list[CheckResult]:
+        return [c for c in self.checks if c.status in (FAIL, ERROR)]
+
+    @property
+    def score(self) -> float:
+        return round(sum(c.status == PASS for c in self.checks) / len(self.checks), 3) if self.checks else 0.0
+
+    def to_exercism(self) -> dict:
+        return {
+            "version": 3,
+            "status": PASS if self.passed else (FAIL if self.status == FAIL else "error"),
+            "message": self.message or None,
+            "tests": [{"name": c.title, "test_code": c.name, "status": PASS if c.status == PASS else FAIL,
+                       "message": c.message or None, "output": c.output[-500:] or None, "task_id": None}
+                      for c in self.checks],
+            "kata": self.kata_id, "checklist": self.checklist, "target": self.target, "score": self.score,
+            "duration_s": round(self.duration, 2),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_exercism(), indent=2)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def junit_xml(results: list[KataResult], suite_name: str = "kafka-katas") -> str:
+    suite = ET.Element("testsuite", name=suite_name, tests="0", failures="0", errors="0")
+    tests = failures = 0
+    for result in results:
+        cases = result.checks or [CheckResult(name="run", status=FAIL, message=result.message)]
+        for check in cases:
+            tests += 1
+            case = ET.SubElement(suite, "testcase", classname=f"{result.kata_id}.{result.target}",
+                                 name=check.name, time=f"{check.duration:.3f}")
+            if check.status in (FAIL, ERROR):
+                failures += 1
+                ET.SubElement(case, "failure", message=check.title).text = check.message
+            elif check.status == SKIP:
+                ET.SubElement(case, "skipped", message=check.message)
+        if result.status in (TIMEOUT, CRASHED) and result.checks:
+            tests += 1
+            failures += 1
+            case = ET.SubElement(suite, "testcase", classname=f"{result.kata_id}.{result.target}", name="run")
+            ET.SubElement(case, "failure", message=result.status).text = result.message
+    suite.set("tests", str(tests))
+    suite.set("failures", str(failures))
+    return ET.tostring(suite, encoding="unicode", xml_declaration=True)
