@@ -7,10 +7,16 @@ Checks get a `kafka` fixture (a KafkaKit) from grader.pytest_plugin.
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
@@ -190,3 +196,70 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval:
         time.sleep(interval)
     pytest.fail(f"Timed out after {timeout:.0f}s waiting for {what}.", pytrace=False)
     return False
+
+
+class ChildRun:
+    """A learner function running in its own process (see grader/child.py).
+
+    Usage in a check:
+        run = ChildRun(impl_path, "consume", {"bootstrap_servers": ..., "topic": t, "group_id": g},
+                       workdir=tmp_path, crash_after=5)
+        run.wait(timeout=20)          # returns the exit code (-9 after the planned crash)
+        run.records()                 # what the learner's process() saw, in order
+    """
+
+    def __init__(self, impl_path, function: str, kwargs: dict, workdir, crash_after: int | None = None,
+                 callbacks: tuple[str, ...] = ("process", "should_stop"), name: str = "child"):
+        self.dir = Path(workdir) / f"{name}-{uuid.uuid4().hex[:6]}"
+        self.dir.mkdir(parents=True)
+        self.spec = {"impl": str(impl_path), "function": function, "kwargs": kwargs,
+                     "crash_after": crash_after, "callbacks": list(callbacks),
+                     "records_file": str(self.dir / "records.jsonl"), "stop_file": str(self.dir / "stop"),
+                     "error_file": str(self.dir / "error.json"), "result_file": str(self.dir / "result.json")}
+        (self.dir / "spec.json").write_text(json.dumps(self.spec))
+        self._log = open(self.dir / "output.txt", "wb")  # noqa: SIM115 - closed in wait()/kill()
+        # Same process group as the check run: the runner's timeout kills it too.
+        self.proc = subprocess.Popen([sys.executable, "-m", "grader.child", str(self.dir / "spec.json")],
+                                     stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    def stop(self) -> None:
+        """Ask politely: the learner's should_stop() callback starts returning True."""
+        (self.dir / "stop").touch()
+
+    def wait(self, timeout: float) -> int | None:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    @property
+    def crashed_as_planned(self) -> bool:
+        return self.proc.poll() == -9
+
+    def records(self) -> list[dict]:
+        path = self.dir / "records.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def error(self) -> dict | None:
+        path = self.dir / "error.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def result(self):
+        path = self.dir / "result.json"
+        return json.loads(path.read_text())["result"] if path.exists() else None
+
+    def output(self) -> str:
+        path = self.dir / "output.txt"
+        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+    def close(self) -> None:
+        self.kill()
+        self._log.close()

@@ -1,0 +1,78 @@
+"""Run one learner function in a child process, with callbacks the checks control.
+
+Checks that prove failure behaviour (commit, rebalance, transactions) must crash the
+learner's process at an exact point, without a timing race. The child gives the
+learner's function a `process(msg)` callback that records each message durably
+(append + fsync to a file the check owns) and SIGKILLs its own process right after
+the N-th record: a crash after processing and before any commit, every time.
+
+A check starts it with grader.checklib.ChildRun; this module is its entry point:
+    python -m grader.child SPEC.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+
+
+def _record_line(msg) -> dict:
+    """A message (confluent_kafka.Message or anything else) as one JSON-able dict."""
+    if hasattr(msg, "topic") and callable(msg.topic):
+        key, value = msg.key(), msg.value()
+        return {"topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset(),
+                "key": key.decode("utf-8", "replace") if isinstance(key, bytes) else key,
+                "value": value.decode("utf-8", "replace") if isinstance(value, bytes) else value}
+    return {"value": msg if isinstance(msg, (str, int, float, bool, type(None), list, dict)) else repr(msg)}
+
+
+def build_callbacks(spec: dict) -> dict:
+    records = Path(spec["records_file"])
+    crash_after = spec.get("crash_after")
+    stop_file = Path(spec["stop_file"])
+    count = 0
+
+    def process(msg) -> None:
+        nonlocal count
+        with records.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps({**_record_line(msg), "pid": os.getpid()}) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        count += 1
+        if crash_after is not None and count >= crash_after:
+            # The crash the check is about: processed, not yet committed.
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def should_stop() -> bool:
+        return stop_file.exists()
+
+    available = {"process": process, "should_stop": should_stop}
+    return {name: available[name] for name in spec.get("callbacks", ["process", "should_stop"])}
+
+
+def main(spec_path: str) -> int:
+    spec = json.loads(Path(spec_path).read_text())
+    sys.path.insert(0, str(Path(spec["impl"]).parent))
+    import importlib.util
+
+    module_spec = importlib.util.spec_from_file_location("kata_child_impl", spec["impl"])
+    module = importlib.util.module_from_spec(module_spec)
+    try:
+        module_spec.loader.exec_module(module)
+        func = getattr(module, spec["function"])
+        result = func(**spec.get("kwargs", {}), **build_callbacks(spec))
+    except BaseException as exc:  # report everything: the check explains it to the learner
+        Path(spec["error_file"]).write_text(
+            json.dumps({"type": type(exc).__name__, "message": str(exc),
+                        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-3000:]}))
+        return 1
+    Path(spec["result_file"]).write_text(json.dumps({"result": result}, default=repr))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

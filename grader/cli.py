@@ -1,0 +1,71 @@
+"""`grade`: a thin click layer; every command lives in grader/commands/."""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+import click
+
+from grader import __version__, console
+from grader.commands.listing import list_command
+from grader.commands.run import run_command
+from grader.commands.validate import validate_command
+from grader.errors import EXIT_INFRA, EXIT_USAGE, GraderError
+
+
+class KataGroup(click.Group):
+    """`grade kata-05` is short for `grade run kata-05`."""
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["run", *args]
+        return super().resolve_command(ctx, args)
+
+    def format_usage(self, ctx, formatter):
+        formatter.write_usage("grade", "KATA [OPTIONS]  |  grade COMMAND [ARGS]...")
+
+
+@click.group(cls=KataGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="kafka-katas grade")
+def cli():
+    """Grade Kafka katas against a real Apache Kafka broker.
+
+    \b
+    grade kata-01            grade your code for kata-01
+    grade kata-01 --solution grade the reference solution
+    grade list               the katas in course order
+    grade validate --all     instructors/CI: every solution passes, every stub fails
+    """
+
+
+cli.add_command(run_command)
+cli.add_command(list_command)
+cli.add_command(validate_command)
+
+
+def _terminate(signum, frame):
+    # Turn SIGTERM into the same path as Ctrl-C, so brokers and learner processes are stopped.
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        cli.main(standalone_mode=False)
+    except GraderError as exc:
+        console.error(exc)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        console.err.print("Interrupted; the broker and your code were stopped.")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        console.err.print("Interrupted; the broker and your code were stopped.")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE)
+    except OSError as exc:
+        console.err.print(f"[bold yellow]Infrastructure error: {exc}[/bold yellow]\n"
+                          "Next: check disk space and permissions, then run the same command again.")
+        sys.exit(EXIT_INFRA)

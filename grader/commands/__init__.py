@@ -1,0 +1,1 @@
+"""One module per `grade` command; grader/cli.py registers them."""

@@ -1,0 +1,38 @@
+"""Options and helpers shared by several commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from grader import broker as brokers
+from grader import console
+from grader.catalog import Course, find_course_root, load_course
+
+
+def course_option(f):
+    return click.option("--course", "course_dir", type=click.Path(file_okay=False, path_type=Path),
+                        help="Course folder (holds katas/course.yaml). Default: found from the current folder.")(f)
+
+
+def broker_options(f):
+    f = click.option("--bootstrap-servers", envvar="KAFKA_BOOTSTRAP_SERVERS", metavar="HOST:PORT",
+                     help="Use an existing Kafka cluster (also KAFKA_BOOTSTRAP_SERVERS).")(f)
+    f = click.option("--broker", "broker_mode", type=click.Choice(brokers.MODES), default="auto", show_default=True,
+                     help="Where the broker comes from: auto = external if given, else Docker if its daemon "
+                     "answers, else a local JVM broker.")(f)
+    return f
+
+
+def quiet_option(f):
+    return click.option("-q", "--quiet", is_flag=True, help="Only the verdict, no progress lines.")(f)
+
+
+def open_course(course_dir: Path | None) -> Course:
+    root = course_dir.resolve() if course_dir else find_course_root()
+    return load_course(root)
+
+
+def obtain_broker(mode: str, bootstrap_servers: str | None):
+    return brokers.obtain(mode, bootstrap_servers, console.progress)

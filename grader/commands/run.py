@@ -1,0 +1,69 @@
+"""`grade KATA`: grade the learner's file (or the reference solution) against a real broker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from grader import console, report
+from grader.catalog import Kata
+from grader.commands.common import broker_options, course_option, obtain_broker, open_course, quiet_option
+from grader.errors import InfraError
+from grader.results import junit_xml
+from grader.runner import run_checks
+
+
+@click.command("run")
+@click.argument("kata_name", metavar="KATA")
+@click.option("--solution", is_flag=True, help="Grade the reference solution instead of your file.")
+@click.option("--file", "file_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Grade this file instead of the kata's stub.")
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON (Exercism results v3 fields).")
+@click.option("--junit", "junit_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write JUnit XML to this file.")
+@click.option("--timeout", type=click.IntRange(5, 3600), help="Seconds before your code is stopped.")
+@course_option
+@broker_options
+@quiet_option
+def run_command(kata_name, solution, file_path, as_json, junit_file, timeout, course_dir, broker_mode,
+                bootstrap_servers, quiet):
+    """Grade a kata against a real Kafka broker (KATA: kata-01, 01 or keyed-partitioning)."""
+    console.set_quiet(quiet or as_json)
+    course = open_course(course_dir)
+    kata = course.find(kata_name)
+    target, path = _target(kata, solution, file_path)
+    with obtain_broker(broker_mode, bootstrap_servers) as broker:
+        console.progress(f"Running the hidden checks of {kata.id} against {path} …")
+        result = run_checks(kata, path, broker.bootstrap_servers, target, timeout_s=timeout)
+        result.broker = broker.provider
+        # A dead broker makes every check fail; that is never the learner's failure.
+        if not result.passed and not broker.alive():
+            raise InfraError("The Kafka broker died during the run, so these results say nothing about "
+                             "your code.", detail=broker.death_report(),
+                             next_step=f"run `grade {kata.id}` again.")
+    if junit_file:
+        junit_file.write_text(junit_xml([result]))
+    if as_json:
+        click.echo(result.to_json())
+    else:
+        console.out.print(report.render(result, kata, show_passed=not quiet, next_steps=_next_steps(result, kata)),
+                          end="")
+    raise SystemExit(result.exit_code)
+
+
+def _target(kata: Kata, solution: bool, file_path: Path | None) -> tuple[str, Path]:
+    if solution and file_path:
+        raise click.UsageError("use either --solution or --file, not both.")
+    if solution:
+        return "solution", kata.solution_path
+    if file_path:
+        return str(file_path), file_path.resolve()
+    return "stub", kata.stub_path
+
+
+def _next_steps(result, kata: Kata) -> list[str]:
+    if result.passed:
+        return ["run `grade list` to pick the next kata."]
+    return [f"edit katas/{kata.dir_name}/{kata.stub}, then run `grade {kata.id}` again.",
+            f"stuck? `grade hint {kata.id}` reveals a hint."]

@@ -1,0 +1,37 @@
+"""One place for terminal output: rich consoles that honour NO_COLOR and --quiet."""
+
+from __future__ import annotations
+
+import os
+
+from rich.console import Console
+
+from grader.errors import GraderError
+
+out = Console(highlight=False, no_color=bool(os.environ.get("NO_COLOR")) or None)
+err = Console(stderr=True, highlight=False, no_color=bool(os.environ.get("NO_COLOR")) or None)
+_quiet = False
+
+
+def set_quiet(value: bool) -> None:
+    global _quiet
+    _quiet = value
+
+
+def progress(message: str) -> None:
+    """Broker and setup steps: on stderr, so --json output on stdout stays clean."""
+    if not _quiet:
+        err.print(f"[dim]› {message}[/dim]", markup=True, highlight=False)
+
+
+def error(exc: GraderError) -> None:
+    from rich.markup import escape
+
+    style = "bold yellow" if exc.exit_code == 3 else "bold red"
+    lines = exc.render().splitlines()
+    err.print(f"[{style}]{escape(lines[0])}[/{style}]")
+    for line in lines[1:]:
+        if line.startswith("Next: "):
+            err.print(f"[bold]Next:[/bold] {escape(line[6:])}")
+        else:
+            err.print(escape(line))

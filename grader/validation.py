@@ -1,0 +1,101 @@
+"""Prove a kata honest: its files and texts are in order, the reference solution
+passes, the stub fails, and every known-bad fixture is caught by the check it names.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from grader.catalog import Course, Kata
+from grader.results import PASS, KataResult
+from grader.runner import run_checks
+
+README_SECTIONS = ("## The concept", "## Your task", '## What "done" means', "## Further reading")
+
+
+@dataclass
+class KataValidation:
+    kata: Kata
+    problems: list[str] = field(default_factory=list)
+    runs: list[KataResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def lint(kata: Kata, course: Course) -> list[str]:
+    """Static rules in the rustlings spirit; each problem names the file and the fix."""
+    problems = []
+    for label, path in (("stub", kata.stub_path), ("solution", kata.solution_path)):
+        if not path.is_file():
+            problems.append(f"{path}: the {label} file is missing. Create it (see docs/authoring.md).")
+    if kata.stub_path.is_file() and "TODO" not in kata.stub_path.read_text(encoding="utf-8", errors="replace"):
+        problems.append(f"{kata.stub_path}: the stub has no `# TODO` marker. Mark where the learner works.")
+    readme = kata.kata_dir / "README.md"
+    if not readme.is_file():
+        problems.append(f"{readme}: the README is missing.")
+    else:
+        text = readme.read_text(encoding="utf-8", errors="replace")
+        for section in README_SECTIONS:
+            if section not in text:
+                problems.append(f"{readme}: the section '{section}' is missing.")
+    if not kata.checks_dir.is_dir() or not list(kata.checks_dir.glob("test_*.py")):
+        problems.append(f"{kata.checks_dir}: no hidden checks (test_*.py) found.")
+    else:
+        names = _check_names(kata)
+        for bad in kata.known_bad:
+            if not (kata.checks_dir / "known_bad" / bad.file).is_file():
+                problems.append(f"{kata.checks_dir / 'known_bad' / bad.file}: the known-bad fixture is missing.")
+            if bad.caught_by not in names:
+                problems.append(f"{kata.yaml_path}: known_bad {bad.file} names the check '{bad.caught_by}', "
+                                f"which does not exist (checks: {', '.join(sorted(names))}).")
+    leaked = [p for p in kata.kata_dir.rglob("*.py") if re.search(r"^\s*def test_", p.read_text(errors="replace"),
+                                                                    re.M)]
+    problems += [f"{p}: check code in the learner's folder. Move it under checks/." for p in leaked]
+    for req in kata.requires:
+        if req not in {k.id for k in course.katas}:
+            problems.append(f"{kata.yaml_path}: requires '{req}', which is not a kata of this course.")
+    return problems
+
+
+def _check_names(kata: Kata) -> set[str]:
+    names = set()
+    for path in kata.checks_dir.glob("test_*.py"):
+        names.update(re.findall(r"^def (test_\w+)", path.read_text(errors="replace"), re.M))
+    return names
+
+
+def validate_kata(kata: Kata, course: Course, bootstrap_servers: str) -> KataValidation:
+    v = KataValidation(kata, problems=lint(kata, course))
+    if v.problems:
+        return v  # running checks against missing files would only repeat the problem
+    solution = run_checks(kata, kata.solution_path, bootstrap_servers, "solution")
+    v.runs.append(solution)
+    if not solution.passed:
+        failed = ", ".join(c.name for c in solution.failed_checks) or solution.status
+        v.problems.append(f"{kata.id}: the reference solution does not pass ({failed}).")
+    stub = run_checks(kata, kata.stub_path, bootstrap_servers, "stub")
+    v.runs.append(stub)
+    if stub.passed:
+        v.problems.append(f"{kata.id}: the untouched stub passes every check: the checks cannot fail. "
+                          "Make the stub incomplete, or strengthen the checks.")
+    for bad in kata.known_bad:
+        run = run_checks(kata, kata.checks_dir / "known_bad" / bad.file, bootstrap_servers, f"known-bad:{bad.file}")
+        v.runs.append(run)
+        caught = {c.name for c in run.failed_checks}
+        if run.passed:
+            v.problems.append(f"{kata.id}: known-bad {bad.file} ({bad.why}) passes every check.")
+        elif bad.caught_by not in caught and run.status == "fail":
+            v.problems.append(f"{kata.id}: known-bad {bad.file} failed, but not in '{bad.caught_by}' "
+                              f"(failed: {', '.join(sorted(caught)) or 'none'}).")
+        else:
+            v.notes.append(f"known-bad {bad.file} caught by {bad.caught_by}"
+                           + (f" ({run.status})" if run.status != "fail" else ""))
+    return v
+
+
+def summary_status(validations: list[KataValidation]) -> str:
+    return PASS if all(v.ok for v in validations) else "fail"
