@@ -80,6 +80,7 @@ class Course:
     root: Path
     title: str
     checklist: tuple[ChecklistItem, ...]
+    patterns: tuple[ChecklistItem, ...]
     mastery_rule: str
     katas: tuple[Kata, ...]
 
@@ -96,7 +97,7 @@ class Course:
                          next_step="run `grade list`, then `grade KATA` with one of the ids above.")
 
     def item(self, item_id: str) -> ChecklistItem:
-        return next(i for i in self.checklist if i.id == item_id)
+        return next(i for i in (*self.checklist, *self.patterns) if i.id == item_id)
 
 
 def find_course_root(start: Path | None = None) -> Path:
@@ -116,7 +117,13 @@ def load_course(root: Path) -> Course:
         raise CourseError(f"{path}:{data.line_of('format_version')}: format_version {data['format_version']} "
                           "is not supported by this grader (it reads version 1).",
                           next_step="upgrade the grader (`pip install -U kafka-katas`) or set format_version: 1.")
-    items = _checklist(data, path)
+    items = _items(data, path, "checklist")
+    patterns = _items(data, path, "patterns") if "patterns" in data else ()
+    ids = [i.id for i in (*items, *patterns)]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise CourseError(f"{path}: the item id '{dupes[0]}' appears more than once in checklist/patterns.",
+                          next_step="give every checklist and pattern item its own id.")
     rule = (data.get("mastery") or {}).get("rule", "all-katas")
     if rule not in schema.MASTERY_RULES:
         raise CourseError(f"{path}:{data.line_of('mastery')}: mastery rule '{rule}' is unknown.",
@@ -127,23 +134,24 @@ def load_course(root: Path) -> Course:
             raise CourseError(f"{path}:{data.line_of('katas')}: each entry of 'katas' should be a kata "
                               f"folder name such as kata-01-keyed-partitioning, found {entry!r}.",
                               next_step="list folder names under katas/, one per line.")
-        katas.append(load_kata(root, entry, {i.id for i in items}))
+        katas.append(load_kata(root, entry, set(ids)))
     _check_unique(katas, path)
-    return Course(root=root, title=data["title"], checklist=items, mastery_rule=rule, katas=tuple(katas))
+    return Course(root=root, title=data["title"], checklist=items, patterns=tuple(patterns), mastery_rule=rule,
+                  katas=tuple(katas))
 
 
-def _checklist(data: LineDict, path: Path) -> tuple[ChecklistItem, ...]:
+def _items(data: LineDict, path: Path, key: str) -> tuple[ChecklistItem, ...]:
     items = []
-    for raw in data["checklist"]:
-        schema.check_sub_mapping(raw, schema.CHECKLIST_FIELDS, path, data.line_of("checklist"), "checklist",
+    for raw in data[key]:
+        schema.check_sub_mapping(raw, schema.CHECKLIST_FIELDS, path, data.line_of(key), key,
                                  required=("id", "title"))
         if not schema.ITEM_ID.match(raw["id"]):
-            raise CourseError(f"{path}:{raw.line}: checklist id '{raw['id']}' should be lower-case words "
+            raise CourseError(f"{path}:{raw.line}: {key} id '{raw['id']}' should be lower-case words "
                               "joined by '-' (e.g. manual-commit).", next_step="rename that id.")
         items.append(ChecklistItem(raw["id"], raw["title"]))
     if not items:
-        raise CourseError(f"{path}:{data.line_of('checklist')}: the checklist is empty.",
-                          next_step="list the mastery items the course teaches.")
+        raise CourseError(f"{path}:{data.line_of(key)}: '{key}' is empty.",
+                          next_step=f"list the items of '{key}', or remove the field.")
     return tuple(items)
 
 

@@ -48,6 +48,7 @@ COURSE_FIELDS: dict[str, Field] = {
     "format_version": Field(int, what="1"),
     "title": Field(str, what="the course title"),
     "checklist": Field(list, what="a list of {id, title}"),
+    "patterns": Field(list, False, "a list of {id, title}: skills beyond the checklist"),
     "mastery": Field(dict, False, "a mapping such as {rule: all-katas}"),
     "katas": Field(list, what="kata folder names in course order"),
 }
