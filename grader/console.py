@@ -8,8 +8,10 @@ from rich.console import Console
 
 from grader.errors import GraderError
 
-out = Console(highlight=False, no_color=bool(os.environ.get("NO_COLOR")) or None)
-err = Console(stderr=True, highlight=False, no_color=bool(os.environ.get("NO_COLOR")) or None)
+# soft_wrap: long lines are left to the terminal, so piped output and logs keep every
+# message on one line (and tests can find the phrases they look for).
+out = Console(highlight=False, soft_wrap=True, no_color=bool(os.environ.get("NO_COLOR")) or None)
+err = Console(stderr=True, highlight=False, soft_wrap=True, no_color=bool(os.environ.get("NO_COLOR")) or None)
 _quiet = False
 
 
