@@ -8,6 +8,7 @@ import sys
 import click
 
 from grader import __version__, console
+from grader.commands.broker_cmd import broker_group
 from grader.commands.listing import list_command
 from grader.commands.run import run_command
 from grader.commands.validate import validate_command
@@ -36,12 +37,14 @@ def cli():
     grade kata-01 --solution grade the reference solution
     grade list               the katas in course order
     grade validate --all     instructors/CI: every solution passes, every stub fails
+    grade broker up          keep a broker warm between runs (down / status)
     """
 
 
 cli.add_command(run_command)
 cli.add_command(list_command)
 cli.add_command(validate_command)
+cli.add_command(broker_group)
 
 
 def _terminate(signum, frame):

@@ -1,7 +1,8 @@
 """Broker providers. `obtain()` picks one and always releases what it started.
 
-auto = external (flag or KAFKA_BOOTSTRAP_SERVERS), then docker when a daemon
-answers, then local (DESIGN.md). A reusable local broker slots in before docker.
+auto = external (flag or KAFKA_BOOTSTRAP_SERVERS), then the reusable local broker
+when `grade broker up` left one running, then docker when a daemon answers, then a
+fresh local broker (DESIGN.md).
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ def start(mode: str, bootstrap_servers: str | None, progress: Progress) -> Broke
         from grader.broker.external import connect_external
 
         return connect_external(bootstrap_servers, progress)
+    if mode in ("auto", "local"):
+        from grader.broker.reusable import running
+
+        reused = running()
+        if reused:
+            progress(f"Using the reusable broker at {reused.bootstrap_servers} (`grade broker down` stops it)…")
+            return reused
     if mode == "docker" or (mode == "auto" and os.environ.get("KAFKA_KATAS_DOCKER") != "0"
                             and _docker_answers()):
         from grader.broker.docker import start_docker

@@ -1,0 +1,149 @@
+"""A local broker kept warm between `grade` runs (`grade broker up|down|status`).
+
+Its state file records the JVM's pid, its address and its data folder; every reader
+checks that the pid still runs and the broker still answers, and clears a stale file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from grader import KAFKA_VERSION
+from grader.broker import jars
+from grader.broker.base import Broker, Progress, metadata_answers
+from grader.errors import UsageError
+
+
+def state_path() -> Path:
+    return jars.cache_root() / "broker-state.json"
+
+
+@dataclass
+class ReusedBroker(Broker):
+    """A broker `grade broker up` started: runs use it and leave it running."""
+
+    pids: tuple[int, ...] = ()
+    root: str = ""
+    log: str = ""
+
+    def alive(self) -> bool:
+        return all(_pid_alive(p) for p in self.pids) and metadata_answers(self.bootstrap_servers, timeout=5.0)
+
+    def death_report(self) -> str:
+        dead = [p for p in self.pids if not _pid_alive(p)]
+        tail = ""
+        if self.log and Path(self.log).exists():
+            tail = "\n".join(Path(self.log).read_text(errors="replace").splitlines()[-20:])
+        what = f"pid {dead[0]} has exited" if dead else "it stopped answering metadata requests"
+        return f"The reusable broker at {self.bootstrap_servers}: {what}.\n{tail}".rstrip()
+
+    def stop(self) -> None:
+        """Leave it running: that is the point of a reusable broker."""
+
+
+def read_state() -> dict | None:
+    try:
+        return json.loads(state_path().read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def running() -> ReusedBroker | None:
+    """The reusable broker if one is up and answering; a stale state file is cleared."""
+    state = read_state()
+    if not state:
+        return None
+    broker = ReusedBroker(bootstrap_servers=state["bootstrap_servers"], provider="local (reusable)",
+                          description=f"reusable local broker, pid {state['pids'][0]}", reused=True,
+                          pids=tuple(state["pids"]), root=state.get("root", ""), log=state.get("log", ""))
+    if state.get("kafka_version") == KAFKA_VERSION and broker.alive():
+        return broker
+    _clear(state)
+    return None
+
+
+def up(progress: Progress) -> tuple[ReusedBroker, bool]:
+    """Start the reusable broker unless one runs. Returns (broker, started_now)."""
+    existing = running()
+    if existing:
+        return existing, False
+    from grader.broker.local import start_local
+
+    broker = start_local(progress)
+    node = broker.nodes[0]
+    state = {"pids": [n.process.pid for n in broker.nodes], "bootstrap_servers": broker.bootstrap_servers,
+             "root": str(broker.root), "log": str(node.log_path), "kafka_version": KAFKA_VERSION,
+             "started_at": time.time()}
+    path = state_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    os.replace(tmp, path)
+    # Detach: the JVM runs in its own session; forget the Popen so nothing reaps or kills it.
+    broker.nodes = []
+    broker.root = None
+    return running() or ReusedBroker(bootstrap_servers=state["bootstrap_servers"], provider="local (reusable)",
+                                     pids=tuple(state["pids"]), root=state["root"], log=state["log"]), True
+
+
+def down() -> bool:
+    """Stop the reusable broker. Returns False when none was recorded."""
+    state = read_state()
+    if not state:
+        return False
+    _clear(state)
+    return True
+
+
+def _clear(state: dict) -> None:
+    for pid in state.get("pids", []):
+        if _pid_alive(pid) and _is_kafka(pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+            _wait_gone(pid)
+    root = state.get("root")
+    if root and Path(root).name.startswith("kafka-katas-"):
+        shutil.rmtree(root, ignore_errors=True)
+    with contextlib.suppress(FileNotFoundError):
+        state_path().unlink()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie is not alive for our purposes.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return True
+
+
+def _is_kafka(pid: int) -> bool:
+    """Never kill a recycled pid that belongs to something else."""
+    try:
+        return b"kafka.Kafka" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # no /proc (macOS): trust the state file
+
+
+def _wait_gone(pid: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def require_not_external(bootstrap_servers: str | None) -> None:
+    if bootstrap_servers:
+        raise UsageError("`grade broker` manages the local reusable broker; an external cluster is managed by "
+                         "whoever runs it.", next_step="unset KAFKA_BOOTSTRAP_SERVERS, then run `grade broker up`.")
