@@ -52,7 +52,8 @@ KATA_VARIANTS = [
     ("broker-unknown-field", append("broker:\n  nodes: 3\n"), "unknown field 'nodes' in 'broker'", None),
     ("broker-string", append("broker: big\n"), "'broker' should be a mapping", None),
     ("known-bad-no-check", replace("    caught_by: test_value_arrives\n", ""), "lacks 'caught_by'", None),
-XX
+    ("known-bad-unknown", replace("    why: sends", "    reason: sends"),
+     "unknown field 'reason' in 'known_bad'", None),
     ("known-bad-string", replace("  - file: wrong_value.py\n    caught_by: test_value_arrives\n"
                                  "    why: sends a different value\n", "  - wrong_value.py\n"),
      "each entry of 'known_bad' should be a mapping", None),
