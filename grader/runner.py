@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from grader.catalog import Kata
@@ -26,8 +27,13 @@ OUTPUT_TAIL_BYTES = 8000
 PYTEST_INTERNAL_ERROR, PYTEST_USAGE_ERROR, PYTEST_NO_TESTS = 3, 4, 5
 
 
+class BrokerDied(Exception):
+    """The broker's process ended while checks ran: the caller reports an infrastructure error."""
+
+
 def run_checks(kata: Kata, impl_path: Path, bootstrap_servers: str, target: str,
-               timeout_s: float | None = None, run_id: str | None = None) -> KataResult:
+               timeout_s: float | None = None, run_id: str | None = None,
+               broker_alive: Callable[[], bool] | None = None) -> KataResult:
     impl_path = Path(impl_path)
     if not impl_path.is_file():
         raise CourseError(f"The file to grade does not exist: {impl_path}.",
@@ -55,7 +61,7 @@ def run_checks(kata: Kata, impl_path: Path, bootstrap_servers: str, target: str,
         with open(output_file, "wb") as out:
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     env=env, cwd=str(tmpdir), start_new_session=True)
-            timed_out = _wait(proc, timeout)
+            timed_out = _wait(proc, timeout, broker_alive)
         duration = time.monotonic() - started
         events = _read_events(results_file)
         output = _tail(output_file)
@@ -91,14 +97,26 @@ def run_checks(kata: Kata, impl_path: Path, bootstrap_servers: str, target: str,
     return result
 
 
-def _wait(proc: subprocess.Popen, timeout: float) -> bool:
-    """Wait for the run; on timeout kill the whole process group. Returns True on timeout."""
+def _wait(proc: subprocess.Popen, timeout: float, broker_alive: Callable[[], bool] | None) -> bool:
+    """Wait for the run; on timeout kill the whole process group. Returns True on timeout.
+
+    With broker_alive, a broker that dies mid-run ends the run at once (BrokerDied)
+    instead of letting every check wait for its deadline.
+    """
+    deadline = time.monotonic() + timeout
+    timed_out = False
     try:
-        proc.wait(timeout=timeout)
-        timed_out = False
-    except subprocess.TimeoutExpired:
-        timed_out = True
-    except BaseException:  # Ctrl-C: never leave learner code running
+        while True:
+            try:
+                proc.wait(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= deadline:
+                    timed_out = True
+                    break
+                if broker_alive is not None and not broker_alive():
+                    raise BrokerDied() from None
+    except BaseException:  # Ctrl-C or a dead broker: never leave learner code running
         _kill_group(proc)
         raise
     _kill_group(proc)  # also reaps children the learner code left behind

@@ -68,22 +68,23 @@ def _check_names(kata: Kata) -> set[str]:
     return names
 
 
-def validate_kata(kata: Kata, course: Course, bootstrap_servers: str) -> KataValidation:
+def validate_kata(kata: Kata, course: Course, bootstrap_servers: str, broker_alive=None) -> KataValidation:
     v = KataValidation(kata, problems=lint(kata, course))
     if v.problems:
         return v  # running checks against missing files would only repeat the problem
-    solution = run_checks(kata, kata.solution_path, bootstrap_servers, "solution")
+    solution = run_checks(kata, kata.solution_path, bootstrap_servers, "solution", broker_alive=broker_alive)
     v.runs.append(solution)
     if not solution.passed:
         failed = ", ".join(c.name for c in solution.failed_checks) or solution.status
         v.problems.append(f"{kata.id}: the reference solution does not pass ({failed}).")
-    stub = run_checks(kata, kata.stub_path, bootstrap_servers, "stub")
+    stub = run_checks(kata, kata.stub_path, bootstrap_servers, "stub", broker_alive=broker_alive)
     v.runs.append(stub)
     if stub.passed:
         v.problems.append(f"{kata.id}: the untouched stub passes every check: the checks cannot fail. "
                           "Make the stub incomplete, or strengthen the checks.")
     for bad in kata.known_bad:
-        run = run_checks(kata, kata.checks_dir / "known_bad" / bad.file, bootstrap_servers, f"known-bad:{bad.file}")
+        run = run_checks(kata, kata.checks_dir / "known_bad" / bad.file, bootstrap_servers, f"known-bad:{bad.file}",
+                         broker_alive=broker_alive)
         v.runs.append(run)
         caught = {c.name for c in run.failed_checks}
         if run.passed:

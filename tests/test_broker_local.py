@@ -51,7 +51,15 @@ class GradeProcess:
         self.proc = subprocess.Popen([sys.executable, "-m", "grader", *args], stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, env=env)
         self.lines: list[str] = []
-        threading.Thread(target=lambda: self.lines.extend(iter(self.proc.stderr.readline, "")), daemon=True).start()
+        # The only reader of stderr (a second reader, e.g. communicate(), would split the text).
+        self.reader = threading.Thread(target=lambda: self.lines.extend(iter(self.proc.stderr.readline, "")),
+                                       daemon=True)
+        self.reader.start()
+
+    def finish(self, timeout: float) -> str:
+        self.proc.wait(timeout=timeout)
+        self.reader.join(timeout=10)
+        return "".join(self.lines)
 
     def wait_for_line(self, text: str, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
@@ -72,9 +80,7 @@ def test_killing_the_broker_mid_run_exits_3_and_blames_the_broker():
     pids = run.broker_pids()
     assert pids
     os.kill(pids[0], signal.SIGKILL)
-    out, _ = run.proc.communicate(timeout=120)
-    time.sleep(0.2)
-    stderr = "".join(run.lines)
+    stderr = run.finish(timeout=120)
     assert run.proc.returncode == 3, stderr
     assert "The Kafka broker died during the run" in stderr
     assert "not a problem with your code" in stderr
@@ -86,9 +92,9 @@ def test_ctrl_c_stops_the_broker_and_the_learner_code():
     run.wait_for_line("Running the hidden checks")
     pids = run.broker_pids()
     run.proc.send_signal(signal.SIGINT)
-    run.proc.communicate(timeout=60)
+    stderr = run.finish(timeout=60)
     assert run.proc.returncode == 130
-    assert "Interrupted" in "".join(run.lines)
+    assert "Interrupted" in stderr
     alive = [p for p in pids if Path(f"/proc/{p}").exists()]
     assert not alive, f"broker JVM(s) {alive} outlived Ctrl-C"
 

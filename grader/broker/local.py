@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from grader.broker import jars
+from grader.broker import jars, warmup
 from grader.broker.base import Broker, Progress, metadata_answers
 from grader.errors import InfraError
 
@@ -73,6 +73,9 @@ class LocalBroker(Broker):
             return False
         return metadata_answers(self.bootstrap_servers, timeout=5.0)
 
+    def process_alive(self) -> bool:
+        return all(n.process is not None and n.process.poll() is None for n in self.nodes)
+
     def death_report(self) -> str:
         for node in self.nodes:
             code = node.process.poll() if node.process else None
@@ -99,33 +102,72 @@ class LocalBroker(Broker):
 def start_local(progress: Progress, node_count: int = 1) -> LocalBroker:
     java = jars.java_executable()
     classpath = jars.kafka_classpath(progress)
+    archive = warmup.cds_archive(java, classpath)
+    if not archive.is_file() and warmup.fast_start_enabled():
+        _build_archive(java, classpath, archive, progress)
     progress(f"Starting a local Kafka broker ({node_count} node{'s' if node_count > 1 else ''}) on 127.0.0.1…")
-    base = Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else None  # tmpfs: no disk latency
-    root = Path(tempfile.mkdtemp(prefix="kafka-katas-", dir=base))
-    nodes = [Node(i, free_port(), free_port(), root / f"node-{i}") for i in range(1, node_count + 1)]
-    broker = LocalBroker(bootstrap_servers=",".join(f"127.0.0.1:{n.port}" for n in nodes),
-                         provider="local", nodes=nodes, root=root,
-                         description=f"local Kafka (pid will follow) in {root}")
     started = time.monotonic()
+    broker = _launch(java, classpath, node_count, warmup.cds_flags(archive))
     try:
-        cluster_id = kafka_uuid()
-        log4j = root / "log4j2.properties"
-        log4j.write_bytes(resources.files("grader.broker").joinpath("log4j2.properties").read_bytes())
-        common = [java, *JVM_FLAGS, f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath]
-        for node in nodes:
-            config = _write_config(node, nodes)
-            _format(common, cluster_id, config, node)
-        # Start every node before waiting: a multi-voter quorum needs a majority up to elect a leader.
-        for node in nodes:
-            node.process = _spawn(common + [f"-Dkafka.logs.dir={node.workdir}", "kafka.Kafka", str(config_path(node))],
-                                  node.log_path)
         _wait_ready(broker)
     except BaseException:
         broker.stop()
         raise
-    broker.description = (f"local Kafka, pid {', '.join(str(n.process.pid) for n in nodes)}, "
+    broker.description = (f"local Kafka, pid {', '.join(str(n.process.pid) for n in broker.nodes)}, "
                           f"ready in {time.monotonic() - started:.1f}s")
     return broker
+
+
+def _launch(java: str, classpath: str, node_count: int, extra_flags: list[str]) -> LocalBroker:
+    """Prepare storage for every node and spawn the JVMs (without waiting for readiness)."""
+    base = Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else None  # tmpfs: no disk latency
+    root = Path(tempfile.mkdtemp(prefix="kafka-katas-", dir=base))
+    nodes = [Node(i, free_port(), free_port(), root / f"node-{i}") for i in range(1, node_count + 1)]
+    broker = LocalBroker(bootstrap_servers=",".join(f"127.0.0.1:{n.port}" for n in nodes),
+                         provider="local", nodes=nodes, root=root, description=f"local Kafka in {root}")
+    try:
+        log4j = root / "log4j2.properties"
+        log4j.write_bytes(resources.files("grader.broker").joinpath("log4j2.properties").read_bytes())
+        common = [java, *JVM_FLAGS, f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath]
+        cluster_id = warmup.template_cluster_id() or kafka_uuid()
+        for node in nodes:
+            _write_config(node, nodes)
+            fmt = lambda d, cid, n=node: _format_into(common, n, nodes, d, cid)  # noqa: E731
+            if warmup.fast_start_enabled() and warmup.ensure_template(fmt, node.node_id, cluster_id):
+                warmup.copy_template(node.node_id, node.workdir / "data")
+            else:  # no usable template (e.g. a read-only cache): format in place
+                _format(common, cluster_id, config_path(node), node)
+        # Start every node before waiting: a multi-voter quorum needs a majority up to elect a leader.
+        for node in nodes:
+            node.process = _spawn([*common[:1], *extra_flags, *common[1:], f"-Dkafka.logs.dir={node.workdir}",
+                                   "kafka.Kafka", str(config_path(node))], node.log_path)
+    except BaseException:
+        broker.stop()
+        raise
+    return broker
+
+
+def _format_into(common: list[str], node: Node, nodes: list[Node], data_dir: Path, cluster_id: str) -> None:
+    """Format a template directory for node (same settings, other log.dirs)."""
+    text = config_path(node).read_text().replace(f"log.dirs={node.workdir / 'data'}", f"log.dirs={data_dir}")
+    cfg = data_dir.parent / f"{data_dir.name}.properties"
+    cfg.write_text(text)
+    try:
+        _format(common, cluster_id, cfg, node)
+    finally:
+        cfg.unlink(missing_ok=True)
+
+
+def _build_archive(java: str, classpath: str, archive: Path, progress: Progress) -> None:
+    def start(extra_flags: list[str]):
+        broker = _launch(java, classpath, 1, extra_flags)
+        node = broker.nodes[0]
+        return node.process, broker.bootstrap_servers, broker.stop
+
+    try:
+        warmup.build_cds_archive(start, progress, archive)
+    except Exception as exc:  # an optimisation only: never block grading on it
+        progress(f"(skipped the class-data archive: {exc})")
 
 
 def config_path(node: Node) -> Path:
@@ -135,7 +177,7 @@ def config_path(node: Node) -> Path:
 def _write_config(node: Node, nodes: list[Node]) -> Path:
     template = resources.files("grader.broker").joinpath("server.properties").read_text()
     replicas = len(nodes)
-    (node.workdir / "data").mkdir(parents=True)
+    node.workdir.mkdir(parents=True, exist_ok=True)
     text = template.format(
         node_id=node.node_id,
         voters=",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in nodes),

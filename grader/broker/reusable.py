@@ -36,6 +36,9 @@ class ReusedBroker(Broker):
     def alive(self) -> bool:
         return all(_pid_alive(p) for p in self.pids) and metadata_answers(self.bootstrap_servers, timeout=5.0)
 
+    def process_alive(self) -> bool:
+        return all(_pid_alive(p) for p in self.pids)
+
     def death_report(self) -> str:
         dead = [p for p in self.pids if not _pid_alive(p)]
         tail = ""

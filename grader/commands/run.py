@@ -11,7 +11,7 @@ from grader.catalog import Kata
 from grader.commands.common import broker_options, course_option, obtain_broker, open_course, quiet_option
 from grader.errors import InfraError
 from grader.results import junit_xml
-from grader.runner import run_checks
+from grader.runner import BrokerDied, run_checks
 
 
 @click.command("run")
@@ -35,13 +35,19 @@ def run_command(kata_name, solution, file_path, as_json, junit_file, timeout, co
     target, path = _target(kata, solution, file_path)
     with obtain_broker(broker_mode, bootstrap_servers) as broker:
         console.progress(f"Running the hidden checks of {kata.id} against {path} …")
-        result = run_checks(kata, path, broker.bootstrap_servers, target, timeout_s=timeout)
+        died = InfraError("The Kafka broker died during the run, so these results say nothing about your code.",
+                          next_step=f"run `grade {kata.id}` again.")
+        try:
+            result = run_checks(kata, path, broker.bootstrap_servers, target, timeout_s=timeout,
+                                broker_alive=broker.process_alive)
+        except BrokerDied:
+            died.detail = broker.death_report()
+            raise died from None
         result.broker = broker.provider
         # A dead broker makes every check fail; that is never the learner's failure.
         if not result.passed and not broker.alive():
-            raise InfraError("The Kafka broker died during the run, so these results say nothing about "
-                             "your code.", detail=broker.death_report(),
-                             next_step=f"run `grade {kata.id}` again.")
+            died.detail = broker.death_report()
+            raise died
     if junit_file:
         junit_file.write_text(junit_xml([result]))
     if as_json:

@@ -11,6 +11,7 @@ from grader import console
 from grader.commands.common import broker_options, course_option, obtain_broker, open_course, quiet_option
 from grader.errors import EXIT_FAIL, EXIT_PASS, InfraError
 from grader.results import junit_xml
+from grader.runner import BrokerDied
 from grader.validation import lint, validate_kata
 
 
@@ -41,8 +42,11 @@ def validate_command(kata_names, all_katas, lint_only, as_json, junit_file, cour
     with obtain_broker(broker_mode, bootstrap_servers) as broker:
         for kata in katas:
             console.progress(f"Validating {kata.id} ({kata.slug})…")
-            v = validate_kata(kata, course, broker.bootstrap_servers)
-            if not v.ok and not broker.alive():
+            try:
+                v = validate_kata(kata, course, broker.bootstrap_servers, broker_alive=broker.process_alive)
+            except BrokerDied:
+                v = None
+            if v is None or (not v.ok and not broker.alive()):
                 raise InfraError("The Kafka broker died during validation; the verdicts are void.",
                                  detail=broker.death_report(), next_step="run `grade validate` again.")
             validations.append(v)
