@@ -9,9 +9,12 @@ import click
 
 from grader import __version__, console
 from grader.commands.broker_cmd import broker_group
+from grader.commands.learner import hint_command, next_command, solution_command
 from grader.commands.listing import list_command
+from grader.commands.progress_cmd import progress_command
 from grader.commands.run import run_command
 from grader.commands.validate import validate_command
+from grader.commands.watch import watch_command
 from grader.errors import EXIT_INFRA, EXIT_USAGE, GraderError
 
 
@@ -35,7 +38,10 @@ def cli():
     \b
     grade kata-01            grade your code for kata-01
     grade kata-01 --solution grade the reference solution
-    grade list               the katas in course order
+    grade list               the katas in course order, with your status
+    grade hint kata-01       reveal the next hint
+    grade watch kata-01      re-grade every time you save
+    grade progress           mastery of the checklist; --html FILE for a report
     grade validate --all     instructors/CI: every solution passes, every stub fails
     grade broker up          keep a broker warm between runs (down / status)
     """
@@ -45,6 +51,8 @@ cli.add_command(run_command)
 cli.add_command(list_command)
 cli.add_command(validate_command)
 cli.add_command(broker_group)
+for command in (hint_command, solution_command, next_command, progress_command, watch_command):
+    cli.add_command(command)
 
 
 def _terminate(signum, frame):

@@ -101,3 +101,14 @@ def junit_xml(results: list[KataResult], suite_name: str = "kafka-katas") -> str
     suite.set("tests", str(tests))
     suite.set("failures", str(failures))
     return ET.tostring(suite, encoding="unicode", xml_declaration=True)
+
+
+def gradescope(result: KataResult) -> dict:
+    """Gradescope autograder results.json: one point per check."""
+    return {
+        "score": sum(c.status == PASS for c in result.checks),
+        "max_score": len(result.checks),
+        "output": result.message or f"{result.kata_id}: {result.status}",
+        "tests": [{"name": c.title, "score": 1 if c.status == PASS else 0, "max_score": 1,
+                   "status": "passed" if c.status == PASS else "failed", "output": c.message} for c in result.checks],
+    }

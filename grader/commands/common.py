@@ -36,3 +36,17 @@ def open_course(course_dir: Path | None) -> Course:
 
 def obtain_broker(mode: str, bootstrap_servers: str | None):
     return brokers.obtain(mode, bootstrap_servers, console.progress)
+
+
+def _complete_kata(ctx, param, incomplete):
+    """Shell completion of kata names (see README: eval "$(_GRADE_COMPLETE=bash_source grade)")."""
+    try:
+        course = open_course(ctx.params.get("course_dir"))
+    except Exception:
+        return []
+    names = [n for k in course.katas for n in (k.id, k.slug)]
+    return [n for n in names if n.startswith(incomplete)]
+
+
+def kata_argument(f):
+    return click.argument("kata_name", metavar="KATA", shell_complete=_complete_kata)(f)

@@ -2,32 +2,43 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 
 from grader import console, report
 from grader.catalog import Kata
-from grader.commands.common import broker_options, course_option, obtain_broker, open_course, quiet_option
+from grader.commands.common import (
+    broker_options,
+    course_option,
+    kata_argument,
+    obtain_broker,
+    open_course,
+    quiet_option,
+)
 from grader.errors import InfraError
-from grader.results import junit_xml
+from grader.progress import ProgressStore
+from grader.results import gradescope, junit_xml
 from grader.runner import BrokerDied, run_checks
 
 
 @click.command("run")
-@click.argument("kata_name", metavar="KATA")
+@kata_argument
 @click.option("--solution", is_flag=True, help="Grade the reference solution instead of your file.")
 @click.option("--file", "file_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Grade this file instead of the kata's stub.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON (Exercism results v3 fields).")
 @click.option("--junit", "junit_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write JUnit XML to this file.")
+@click.option("--gradescope", "gradescope_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write Gradescope results JSON to this file.")
 @click.option("--timeout", type=click.IntRange(5, 3600), help="Seconds before your code is stopped.")
 @course_option
 @broker_options
 @quiet_option
-def run_command(kata_name, solution, file_path, as_json, junit_file, timeout, course_dir, broker_mode,
-                bootstrap_servers, quiet):
+def run_command(kata_name, solution, file_path, as_json, junit_file, gradescope_file, timeout, course_dir,
+                broker_mode, bootstrap_servers, quiet):
     """Grade a kata against a real Kafka broker (KATA: kata-01, 01 or keyed-partitioning)."""
     console.set_quiet(quiet or as_json)
     course = open_course(course_dir)
@@ -48,8 +59,16 @@ def run_command(kata_name, solution, file_path, as_json, junit_file, timeout, co
         if not result.passed and not broker.alive():
             died.detail = broker.death_report()
             raise died
+    # Only the learner's own work counts toward mastery, and only once the checks ran.
+    if target != "solution":
+        store = ProgressStore(course)
+        store.record_result(kata, result)
+        if store.note.message:
+            console.err.print(store.note.message)
     if junit_file:
         junit_file.write_text(junit_xml([result]))
+    if gradescope_file:
+        gradescope_file.write_text(json.dumps(gradescope(result), indent=2))
     if as_json:
         click.echo(result.to_json())
     else:
