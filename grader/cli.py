@@ -11,6 +11,7 @@ from grader import __version__, console
 from grader.commands.broker_cmd import broker_group
 from grader.commands.learner import hint_command, next_command, solution_command
 from grader.commands.listing import list_command
+from grader.commands.new import new_command
 from grader.commands.progress_cmd import progress_command
 from grader.commands.run import run_command
 from grader.commands.validate import validate_command
@@ -44,6 +45,7 @@ def cli():
     grade progress           mastery of the checklist; --html FILE for a report
     grade validate --all     instructors/CI: every solution passes, every stub fails
     grade broker up          keep a broker warm between runs (down / status)
+    grade new SLUG --checklist ITEM   instructors: scaffold a new kata
     """
 
 
@@ -51,7 +53,8 @@ cli.add_command(run_command)
 cli.add_command(list_command)
 cli.add_command(validate_command)
 cli.add_command(broker_group)
-for command in (hint_command, solution_command, next_command, progress_command, watch_command):
+for command in (hint_command, solution_command, next_command, progress_command, watch_command,
+                new_command):
     cli.add_command(command)
 
 
