@@ -126,3 +126,17 @@ def test_watch_regrades_on_save_and_stops_on_ctrl_c(course, tmp_path, bootstrap)
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
     assert proc.returncode == 130
+
+
+@pytest.mark.skipif(not shutil.which("chromium"), reason="needs Debian's chromium (apt-get install chromium)")
+def test_html_report_renders_in_headless_chromium(grade, tmp_path):
+    grade("kata-01")
+    out = tmp_path / "report.html"
+    grade("progress", "--html", str(out))
+    dom = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", out.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    assert 'id="mastery-chart"' in dom and 'class="bar"' in dom and 'data-item="produce"' in dom
+    png = tmp_path / "report.png"
+    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={png}",
+                    "--window-size=1000,800", out.as_uri()], capture_output=True, timeout=120)
+    assert png.stat().st_size > 10_000  # a page with content, not a blank capture
