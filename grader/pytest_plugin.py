@@ -61,16 +61,65 @@ def pytest_runtest_logstart(nodeid: str, location) -> None:
     _RECORDER.write({"event": "start", "nodeid": nodeid})
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report = outcome.get_result()
+    excinfo = call.excinfo
+    if report.failed and excinfo is not None and not _is_teaching_failure(excinfo.value):
+        # Never show the hidden check's source: only the exception and the learner's own frames.
+        report.kata_message = _learner_traceback(excinfo, item.config.getoption("--kata-impl"))
+
+
+def _is_teaching_failure(exc: BaseException) -> bool:
+    return isinstance(exc, pytest.fail.Exception) and not getattr(exc, "pytrace", True)
+
+
+def _learner_traceback(excinfo, impl: str | None) -> str:
+    exc = excinfo.value
+    learner = Path(impl).resolve() if impl else None
+    frames = [f for f in traceback.extract_tb(excinfo.tb) if learner and Path(f.filename).resolve() == learner]
+    headline = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+    if isinstance(exc, pytest.fail.Exception):  # pytest.fail with a trace: the message is the point
+        return str(exc)
+    if not frames:
+        return (f"The check stopped with {headline}.\nYour code was not on the stack; this often means it "
+                "returned something unexpected, or left the broker in a state the check could not read.")
+    where = "".join(f"  {Path(f.filename).name}, line {f.lineno}, in {f.name}\n    {(f.line or '').strip()}\n"
+                    for f in frames[-5:])
+    return f"Your code raised {headline}\n{where}".rstrip()
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when == "call" or (report.when in ("setup", "teardown") and (report.failed or report.skipped)):
         _RECORDER.write({
             "event": "result", "nodeid": report.nodeid, "name": report.nodeid.split("::")[-1],
             "when": report.when, "outcome": report.outcome, "doc": _DOCS.get(report.nodeid, ""),
-            "message": _message(report) if report.failed or report.skipped else "",
+            "message": (getattr(report, "kata_message", None) or _message(report))
+            if report.failed or report.skipped else "",
             "output": report.capstdout[-4000:] + report.capstderr[-4000:],
             "duration": round(report.duration, 3),
         })
+
+
+_EXIT = {"status": None}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _EXIT["status"] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # Every verdict is on disk by now. Learner code may have left a consumer unclosed
+    # or a non-daemon thread running, which would hang interpreter shutdown until the
+    # timeout and turn a finished run into a "timed out" one: leave at once instead.
+    if config.getoption("--kata-results", None) and _EXIT["status"] is not None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_EXIT["status"])
 
 
 def pytest_collectreport(report) -> None:

@@ -45,8 +45,8 @@ def test_listens_on_loopback_only_and_stops_cleanly():
 class GradeProcess:
     """`grade` in the background, with its stderr collected line by line."""
 
-    def __init__(self, *args):
-        env = {**os.environ, "NO_COLOR": "1"}
+    def __init__(self, *args, env_extra=None):
+        env = {**os.environ, "NO_COLOR": "1", **(env_extra or {})}
         env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
         self.proc = subprocess.Popen([sys.executable, "-m", "grader", *args], stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, env=env)
@@ -74,8 +74,9 @@ class GradeProcess:
                 if c[1] == str(self.proc.pid) and "kafka.Kafka" in c[2]]
 
 
-def test_killing_the_broker_mid_run_exits_3_and_blames_the_broker():
-    run = GradeProcess("kata-01", "--course", str(OK_COURSE), "--file", HANG, "--timeout", "15", "--broker", "local")
+def test_killing_the_broker_mid_run_exits_3_and_blames_the_broker(tmp_path):
+    run = GradeProcess("kata-01", "--course", str(OK_COURSE), "--file", HANG, "--timeout", "15", "--broker", "local",
+                       env_extra={"KAFKA_KATAS_DATA": str(tmp_path / "data")})
     run.wait_for_line("Running the hidden checks")
     pids = run.broker_pids()
     assert pids
@@ -85,6 +86,7 @@ def test_killing_the_broker_mid_run_exits_3_and_blames_the_broker():
     assert "The Kafka broker died during the run" in stderr
     assert "not a problem with your code" in stderr
     assert "Next: run `grade kata-01` again." in stderr
+    assert not (tmp_path / "data").exists(), "an infrastructure failure must not touch the learner's progress"
 
 
 def test_ctrl_c_stops_the_broker_and_the_learner_code():
@@ -179,3 +181,32 @@ def test_kafka_home_without_jars_is_explained(tmp_path):
                        env={"KAFKA_HOME": str(tmp_path)})
     assert result.returncode == 3
     assert "holds no kafka_2.13-*.jar" in result.stderr
+
+
+def test_a_port_taken_meanwhile_is_retried_on_other_ports(monkeypatch):
+    """The race between probing a free port and the JVM binding it, made to happen for real."""
+    import socket
+
+    from grader.broker import local
+
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    taken = squatter.getsockname()[1]
+    real_free_port = local.free_port
+    calls = {"n": 0}
+
+    def first_port_taken():
+        calls["n"] += 1
+        return taken if calls["n"] == 1 else real_free_port()
+
+    monkeypatch.setattr(local, "free_port", first_port_taken)
+    messages = []
+    broker = local.start_local(messages.append)
+    try:
+        assert broker.alive()
+        assert broker.nodes[0].port != taken
+        assert any("A port was taken meanwhile" in m for m in messages)
+    finally:
+        broker.stop()
+        squatter.close()

@@ -76,3 +76,9 @@ def test_known_bad_fixture_fails_in_its_named_check(kata, bootstrap):
     bad = kata.known_bad[0]
     result = run_checks(kata, kata.checks_dir / "known_bad" / bad.file, bootstrap, "bad")
     assert [c.name for c in result.failed_checks] == [bad.caught_by]
+
+
+def test_unclosed_clients_and_threads_do_not_turn_a_pass_into_a_timeout(kata, bootstrap):
+    result = run_checks(kata, impl("leaky.py"), bootstrap, "leaky", timeout_s=20)
+    assert result.status == PASS, result.message
+    assert result.duration < 15

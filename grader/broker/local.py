@@ -29,6 +29,11 @@ from grader.errors import InfraError
 JVM_FLAGS = ["-Xms128m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
              "-XX:-UsePerfData", "-Djava.awt.headless=true"]
 START_TIMEOUT_S = 90.0
+PORT_ATTEMPTS = 3
+
+
+class PortConflict(InfraError):
+    """The broker could not bind a port it was given."""
 LOG_TAIL_LINES = 25
 
 
@@ -107,12 +112,20 @@ def start_local(progress: Progress, node_count: int = 1) -> LocalBroker:
         _build_archive(java, classpath, archive, progress)
     progress(f"Starting a local Kafka broker ({node_count} node{'s' if node_count > 1 else ''}) on 127.0.0.1…")
     started = time.monotonic()
-    broker = _launch(java, classpath, node_count, warmup.cds_flags(archive))
-    try:
-        _wait_ready(broker)
-    except BaseException:
-        broker.stop()
-        raise
+    for attempt in range(PORT_ATTEMPTS):
+        broker = _launch(java, classpath, node_count, warmup.cds_flags(archive))
+        try:
+            _wait_ready(broker)
+            break
+        except PortConflict:
+            # Another process took a port between our probe and the JVM's bind: new ports, once more.
+            broker.stop()
+            if attempt == PORT_ATTEMPTS - 1:
+                raise
+            progress("A port was taken meanwhile; starting again on other ports…")
+        except BaseException:
+            broker.stop()
+            raise
     broker.description = (f"local Kafka, pid {', '.join(str(n.process.pid) for n in broker.nodes)}, "
                           f"ready in {time.monotonic() - started:.1f}s")
     return broker
@@ -216,8 +229,10 @@ def _wait_ready(broker: LocalBroker) -> None:
         for node in broker.nodes:
             if node.process.poll() is not None:
                 tail = node.log_tail()
-                cause = "a port was already taken" if "Address already in use" in tail else "see the log below"
-                raise InfraError(f"The local Kafka broker exited during start-up ({cause}).",
+                conflict = "Address already in use" in tail
+                error = PortConflict if conflict else InfraError
+                cause = "a port was already taken" if conflict else "see the log below"
+                raise error(f"The local Kafka broker exited during start-up ({cause}).",
                                  detail=f"Last lines of {node.log_path}:\n{tail}",
                                  next_step="run the same command again.")
         if metadata_answers(broker.bootstrap_servers, timeout=1.0) and (
