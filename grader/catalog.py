@@ -45,6 +45,7 @@ class Kata:
     difficulty: str = "beginner"
     requires: tuple[str, ...] = ()
     brokers: int = 1
+    faults: bool = False  # needs node control and fault proxies: a dedicated local cluster
     timeout_s: int = DEFAULT_TIMEOUT_S
     hints: tuple[str, ...] = ()
     further_reading: tuple[str, ...] = ()
@@ -69,6 +70,10 @@ class Kata:
     @property
     def yaml_path(self) -> Path:
         return self.kata_dir / "kata.yaml"
+
+    @property
+    def needs_own_cluster(self) -> bool:
+        return self.brokers > 1 or self.faults
 
     @property
     def number(self) -> str:
@@ -177,7 +182,8 @@ def load_kata(root: Path, dir_name: str, item_ids: set[str]) -> Kata:
         dir_name=dir_name, root=root, stub=data["stub"], solution=data.get("solution", data["stub"]),
         checks=data.get("checks", dir_name), concepts=tuple(data.get("concepts") or ()),
         difficulty=data.get("difficulty", "beginner"), requires=tuple(data.get("requires") or ()),
-        brokers=broker.get("brokers", 1), timeout_s=data.get("timeout_s", DEFAULT_TIMEOUT_S),
+        brokers=broker.get("brokers", 1), faults=broker.get("faults", False),
+        timeout_s=data.get("timeout_s", DEFAULT_TIMEOUT_S),
         hints=tuple(data["hints"]), further_reading=tuple(str(x) for x in data.get("further_reading") or ()),
         known_bad=tuple(known_bad),
     )

@@ -26,6 +26,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--kafka-bootstrap", help="bootstrap servers of the broker to check against")
     group.addoption("--kata-results", help="write per-check verdicts (JSON lines) to this file")
     group.addoption("--kata-run-id", default="", help="prefix for topic/group names of this run")
+    group.addoption("--kata-cluster", help="node-control file of a local cluster (katas with brokers: 3 / faults)")
 
 
 class _Recorder:
@@ -144,7 +145,31 @@ def _message(report: pytest.TestReport) -> str:
 
 
 @pytest.fixture(scope="session")
-def bootstrap_servers(pytestconfig: pytest.Config) -> str:
+def cluster(pytestconfig: pytest.Config):
+    """Control of the local cluster's nodes and, for fault katas, one FaultProxy per node."""
+    path = pytestconfig.getoption("--kata-cluster")
+    if not path:
+        pytest.fail("This check needs a local cluster it can control, and the grader did not start one. "
+                    "Run it with `grade KATA` (the kata's broker settings ask for it).", pytrace=False)
+    from grader.cluster import ClusterControl
+    from grader.faultproxy import FaultProxy
+
+    control = ClusterControl(Path(path))
+    control.proxies = {}
+    for node_id in control.node_ids:
+        if control.advertised_port(node_id) != control.port(node_id):
+            control.proxies[node_id] = FaultProxy(control.advertised_port(node_id), control.port(node_id))
+    yield control
+    for proxy in control.proxies.values():
+        proxy.close()
+
+
+@pytest.fixture(scope="session")
+def bootstrap_servers(pytestconfig: pytest.Config, request: pytest.FixtureRequest) -> str:
+    if pytestconfig.getoption("--kata-cluster"):
+        control = request.getfixturevalue("cluster")
+        if control.proxies:  # clients go through the proxies, as the brokers advertise
+            return ",".join(f"127.0.0.1:{control.advertised_port(n)}" for n in control.node_ids)
     value = pytestconfig.getoption("--kafka-bootstrap") or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if not value:
         pytest.exit("no broker given: pass --kafka-bootstrap (the grader does this for you)", returncode=3)

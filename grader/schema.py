@@ -37,7 +37,7 @@ KATA_FIELDS: dict[str, Field] = {
     "stub": Field(str, what="the stub's file name inside the kata folder"),
     "solution": Field(str, False, "the solution's file name inside solutions/<kata>/ (default: stub's)"),
     "checks": Field(str, False, "the checks folder under checks/ (default: the kata folder's name)"),
-    "broker": Field(dict, False, "a mapping such as {brokers: 1}"),
+    "broker": Field(dict, False, "a mapping such as {brokers: 3, faults: true}"),
     "timeout_s": Field(int, False, "whole seconds, 5 to 900"),
     "hints": Field(list, what="a non-empty list of hints, gentlest first"),
     "further_reading": Field(list, False, "a list of links"),
@@ -54,7 +54,7 @@ COURSE_FIELDS: dict[str, Field] = {
 }
 
 MASTERY_RULES = ("all-katas", "any-kata")
-BROKER_FIELDS = {"brokers": int}
+BROKER_FIELDS = {"brokers": int, "faults": bool}
 KNOWN_BAD_FIELDS = {"file": str, "caught_by": str, "why": str}
 CHECKLIST_FIELDS = {"id": str, "title": str}
 

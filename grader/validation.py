@@ -68,33 +68,37 @@ def _check_names(kata: Kata) -> set[str]:
     return names
 
 
-def validate_kata(kata: Kata, course: Course, bootstrap_servers: str, broker_alive=None) -> KataValidation:
+def validate_kata(kata: Kata, course: Course, bootstrap_servers: str, broker_alive=None,
+                  cluster_file=None) -> KataValidation:
     v = KataValidation(kata, problems=lint(kata, course))
     if v.problems:
         return v  # running checks against missing files would only repeat the problem
-    solution = run_checks(kata, kata.solution_path, bootstrap_servers, "solution", broker_alive=broker_alive)
+
+    def run(path, target):
+        return run_checks(kata, path, bootstrap_servers, target, broker_alive=broker_alive, cluster_file=cluster_file)
+
+    solution = run(kata.solution_path, "solution")
     v.runs.append(solution)
     if not solution.passed:
         failed = ", ".join(c.name for c in solution.failed_checks) or solution.status
         v.problems.append(f"{kata.id}: the reference solution does not pass ({failed}).")
-    stub = run_checks(kata, kata.stub_path, bootstrap_servers, "stub", broker_alive=broker_alive)
+    stub = run(kata.stub_path, "stub")
     v.runs.append(stub)
     if stub.passed:
         v.problems.append(f"{kata.id}: the untouched stub passes every check: the checks cannot fail. "
                           "Make the stub incomplete, or strengthen the checks.")
     for bad in kata.known_bad:
-        run = run_checks(kata, kata.checks_dir / "known_bad" / bad.file, bootstrap_servers, f"known-bad:{bad.file}",
-                         broker_alive=broker_alive)
-        v.runs.append(run)
-        caught = {c.name for c in run.failed_checks}
-        if run.passed:
+        result = run(kata.checks_dir / "known_bad" / bad.file, f"known-bad:{bad.file}")
+        v.runs.append(result)
+        caught = {c.name for c in result.failed_checks}
+        if result.passed:
             v.problems.append(f"{kata.id}: known-bad {bad.file} ({bad.why}) passes every check.")
-        elif bad.caught_by not in caught and run.status == "fail":
+        elif bad.caught_by not in caught and result.status == "fail":
             v.problems.append(f"{kata.id}: known-bad {bad.file} failed, but not in '{bad.caught_by}' "
                               f"(failed: {', '.join(sorted(caught)) or 'none'}).")
         else:
             v.notes.append(f"known-bad {bad.file} caught by {bad.caught_by}"
-                           + (f" ({run.status})" if run.status != "fail" else ""))
+                           + (f" ({result.status})" if result.status != "fail" else ""))
     return v
 
 

@@ -16,7 +16,7 @@ from grader.errors import UsageError
 
 MODES = ("auto", "local", "docker", "external")
 
-__all__ = ["Broker", "MODES", "metadata_answers", "obtain", "start"]
+__all__ = ["Broker", "MODES", "metadata_answers", "obtain", "obtain_for", "start", "start_for"]
 
 
 def start(mode: str, bootstrap_servers: str | None, progress: Progress) -> Broker:
@@ -49,6 +49,28 @@ def _docker_answers() -> bool:
     from grader.broker.docker import docker_available
 
     return docker_available()
+
+
+def start_for(kata, mode: str, bootstrap_servers: str | None, progress: Progress) -> Broker:
+    """A broker fit for this kata: katas with several brokers or faults get a local cluster of their own."""
+    if not kata.needs_own_cluster:
+        return start(mode, bootstrap_servers, progress)
+    if mode == "docker":
+        raise UsageError(f"{kata.id} needs {kata.brokers} brokers{' and fault control' if kata.faults else ''}, "
+                         "which the docker provider does not offer.", next_step=f"run `grade {kata.id}` "
+                         "with --broker local (or auto).")
+    from grader.broker.local import start_local
+
+    return start_local(progress, node_count=kata.brokers, proxy=kata.faults)
+
+
+@contextlib.contextmanager
+def obtain_for(kata, mode: str, bootstrap_servers: str | None, progress: Progress) -> Iterator[Broker]:
+    broker = start_for(kata, mode, bootstrap_servers, progress)
+    try:
+        yield broker
+    finally:
+        broker.stop()
 
 
 @contextlib.contextmanager

@@ -54,7 +54,14 @@ class Node:
     port: int
     controller_port: int
     workdir: Path
+    broker_port: int = 0  # inter-broker listener
+    advertised_port: int = 0  # what clients are told; a fault proxy's port when one is used
     process: subprocess.Popen | None = None
+    command: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.broker_port = self.broker_port or free_port()
+        self.advertised_port = self.advertised_port or self.port
 
     @property
     def log_path(self) -> Path:
@@ -95,16 +102,34 @@ class LocalBroker(Broker):
         if node.process and node.process.poll() is None:
             os.killpg(node.process.pid, sig)
 
+    @property
+    def control_file(self) -> Path | None:
+        return self.root / "cluster.json" if self.root else None
+
+    def write_control_file(self) -> None:
+        """What checks need to stop, kill and restart nodes (grader/cluster.py reads it)."""
+        if not self.control_file:
+            return
+        import json
+
+        nodes = [{"node_id": n.node_id, "pid": n.process.pid if n.process else None, "port": n.port,
+                  "advertised_port": n.advertised_port, "broker_port": n.broker_port,
+                  "command": n.command, "log": str(n.log_path)} for n in self.nodes]
+        tmp = self.control_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"bootstrap_servers": self.bootstrap_servers, "nodes": nodes}, indent=1))
+        os.replace(tmp, self.control_file)
+
     def stop(self) -> None:
         for node in self.nodes:
             _terminate(node.process)
+        _kill_restarted(self.control_file)
         if self.root:
             _keep_last_log(self.nodes)
             shutil.rmtree(self.root, ignore_errors=True)
             self.root = None
 
 
-def start_local(progress: Progress, node_count: int = 1) -> LocalBroker:
+def start_local(progress: Progress, node_count: int = 1, proxy: bool = False) -> LocalBroker:
     java = jars.java_executable()
     classpath = jars.kafka_classpath(progress)
     archive = warmup.cds_archive(java, classpath)
@@ -113,7 +138,7 @@ def start_local(progress: Progress, node_count: int = 1) -> LocalBroker:
     progress(f"Starting a local Kafka broker ({node_count} node{'s' if node_count > 1 else ''}) on 127.0.0.1…")
     started = time.monotonic()
     for attempt in range(PORT_ATTEMPTS):
-        broker = _launch(java, classpath, node_count, warmup.cds_flags(archive))
+        broker = _launch(java, classpath, node_count, warmup.cds_flags(archive), proxy)
         try:
             _wait_ready(broker)
             break
@@ -131,11 +156,16 @@ def start_local(progress: Progress, node_count: int = 1) -> LocalBroker:
     return broker
 
 
-def _launch(java: str, classpath: str, node_count: int, extra_flags: list[str]) -> LocalBroker:
-    """Prepare storage for every node and spawn the JVMs (without waiting for readiness)."""
+def _launch(java: str, classpath: str, node_count: int, extra_flags: list[str], proxy: bool = False) -> LocalBroker:
+    """Prepare storage for every node and spawn the JVMs (without waiting for readiness).
+
+    With proxy, each node advertises a port of its own for a fault proxy (grader/faultproxy.py)
+    that the checks run; the grader itself talks to the real ports.
+    """
     base = Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else None  # tmpfs: no disk latency
     root = Path(tempfile.mkdtemp(prefix="kafka-katas-", dir=base))
-    nodes = [Node(i, free_port(), free_port(), root / f"node-{i}") for i in range(1, node_count + 1)]
+    nodes = [Node(i, free_port(), free_port(), root / f"node-{i}", advertised_port=free_port() if proxy else 0)
+             for i in range(1, node_count + 1)]
     broker = LocalBroker(bootstrap_servers=",".join(f"127.0.0.1:{n.port}" for n in nodes),
                          provider="local", nodes=nodes, root=root, description=f"local Kafka in {root}")
     try:
@@ -152,8 +182,10 @@ def _launch(java: str, classpath: str, node_count: int, extra_flags: list[str]) 
                 _format(common, cluster_id, config_path(node), node)
         # Start every node before waiting: a multi-voter quorum needs a majority up to elect a leader.
         for node in nodes:
-            node.process = _spawn([*common[:1], *extra_flags, *common[1:], f"-Dkafka.logs.dir={node.workdir}",
-                                   "kafka.Kafka", str(config_path(node))], node.log_path)
+            node.command = [*common[:1], *extra_flags, *common[1:], f"-Dkafka.logs.dir={node.workdir}",
+                            "kafka.Kafka", str(config_path(node))]
+            node.process = _spawn(node.command, node.log_path)
+        broker.write_control_file()
     except BaseException:
         broker.stop()
         raise
@@ -195,6 +227,7 @@ def _write_config(node: Node, nodes: list[Node]) -> Path:
         node_id=node.node_id,
         voters=",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in nodes),
         port=node.port, controller_port=node.controller_port, data_dir=node.workdir / "data",
+        broker_port=node.broker_port, advertised_port=node.advertised_port,
         internal_rf=replicas, internal_min_isr=1 if replicas == 1 else 2,
     )
     path = config_path(node)
@@ -262,6 +295,23 @@ def _terminate(process: subprocess.Popen | None) -> None:
         os.killpg(process.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=10)
+
+
+def _kill_restarted(control_file: Path | None) -> None:
+    """Nodes that checks restarted are not our children: find them in the control file."""
+    if not control_file or not control_file.exists():
+        return
+    import json
+
+    try:
+        nodes = json.loads(control_file.read_text())["nodes"]
+    except (OSError, ValueError, KeyError):
+        return
+    for node in nodes:
+        pid = node.get("pid")
+        if pid:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
 
 
 def _keep_last_log(nodes: list[Node]) -> None:

@@ -50,3 +50,12 @@ def _complete_kata(ctx, param, incomplete):
 
 def kata_argument(f):
     return click.argument("kata_name", metavar="KATA", shell_complete=_complete_kata)(f)
+
+
+def obtain_broker_for(kata, mode: str, bootstrap_servers: str | None):
+    return brokers.obtain_for(kata, mode, bootstrap_servers, console.progress)
+
+
+def cluster_file_of(broker):
+    """The node-control file of a local broker (None for other providers)."""
+    return getattr(broker, "control_file", None)

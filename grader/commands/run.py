@@ -11,9 +11,10 @@ from grader import console, report
 from grader.catalog import Kata
 from grader.commands.common import (
     broker_options,
+    cluster_file_of,
     course_option,
     kata_argument,
-    obtain_broker,
+    obtain_broker_for,
     open_course,
     quiet_option,
 )
@@ -44,13 +45,13 @@ def run_command(kata_name, solution, file_path, as_json, junit_file, gradescope_
     course = open_course(course_dir)
     kata = course.find(kata_name)
     target, path = _target(kata, solution, file_path)
-    with obtain_broker(broker_mode, bootstrap_servers) as broker:
+    with obtain_broker_for(kata, broker_mode, bootstrap_servers) as broker:
         console.progress(f"Running the hidden checks of {kata.id} against {path} …")
         died = InfraError("The Kafka broker died during the run, so these results say nothing about your code.",
                           next_step=f"run `grade {kata.id}` again.")
         try:
             result = run_checks(kata, path, broker.bootstrap_servers, target, timeout_s=timeout,
-                                broker_alive=broker.process_alive)
+                                broker_alive=broker.process_alive, cluster_file=cluster_file_of(broker))
         except BrokerDied:
             died.detail = broker.death_report()
             raise died from None

@@ -8,7 +8,15 @@ from pathlib import Path
 import click
 
 from grader import console
-from grader.commands.common import broker_options, course_option, obtain_broker, open_course, quiet_option
+from grader.commands.common import (
+    broker_options,
+    cluster_file_of,
+    course_option,
+    obtain_broker,
+    obtain_broker_for,
+    open_course,
+    quiet_option,
+)
 from grader.errors import EXIT_FAIL, EXIT_PASS, InfraError
 from grader.results import junit_xml
 from grader.runner import BrokerDied
@@ -39,19 +47,15 @@ def validate_command(kata_names, all_katas, lint_only, as_json, junit_file, cour
         _print_lint(problems, as_json)
         raise SystemExit(EXIT_FAIL if any(problems.values()) else EXIT_PASS)
     validations = []
-    with obtain_broker(broker_mode, bootstrap_servers) as broker:
-        for kata in katas:
-            console.progress(f"Validating {kata.id} ({kata.slug})…")
-            try:
-                v = validate_kata(kata, course, broker.bootstrap_servers, broker_alive=broker.process_alive)
-            except BrokerDied:
-                v = None
-            if v is None or (not v.ok and not broker.alive()):
-                raise InfraError("The Kafka broker died during validation; the verdicts are void.",
-                                 detail=broker.death_report(), next_step="run `grade validate` again.")
-            validations.append(v)
-            if not as_json:
-                _print_one(v)
+    shared = [k for k in katas if not k.needs_own_cluster]
+    own = [k for k in katas if k.needs_own_cluster]
+    if shared:
+        with obtain_broker(broker_mode, bootstrap_servers) as broker:
+            for kata in shared:
+                validations.append(_validate_on(kata, course, broker, as_json))
+    for kata in own:  # several brokers or fault control: a cluster of its own
+        with obtain_broker_for(kata, broker_mode, None if broker_mode == "auto" else bootstrap_servers) as broker:
+            validations.append(_validate_on(kata, course, broker, as_json))
     if junit_file:
         junit_file.write_text(junit_xml([r for v in validations for r in v.runs], "kafka-katas-validate"))
     if as_json:
@@ -68,6 +72,21 @@ def validate_command(kata_names, all_katas, lint_only, as_json, junit_file, cour
         console.out.print(f"[bold red]{len(bad)} of {len(validations)} katas failed validation:[/bold red] "
                           f"{', '.join(bad)}\nNext: fix the problems above, then run `grade validate {bad[0]}`.")
     raise SystemExit(EXIT_PASS if all(v.ok for v in validations) else EXIT_FAIL)
+
+
+def _validate_on(kata, course, broker, as_json: bool):
+    console.progress(f"Validating {kata.id} ({kata.slug})…")
+    try:
+        v = validate_kata(kata, course, broker.bootstrap_servers, broker_alive=broker.process_alive,
+                          cluster_file=cluster_file_of(broker))
+    except BrokerDied:
+        v = None
+    if v is None or (not v.ok and not broker.alive()):
+        raise InfraError("The Kafka broker died during validation; the verdicts are void.",
+                         detail=broker.death_report(), next_step="run `grade validate` again.")
+    if not as_json:
+        _print_one(v)
+    return v
 
 
 def _coverage_warnings(course) -> None:

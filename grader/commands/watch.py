@@ -9,7 +9,7 @@ import click
 
 from grader import console, report
 from grader.catalog import Kata
-from grader.commands.common import broker_options, course_option, obtain_broker, open_course
+from grader.commands.common import broker_options, cluster_file_of, course_option, obtain_broker_for, open_course
 from grader.errors import InfraError
 from grader.progress import ProgressStore, next_kata
 from grader.runner import BrokerDied, run_checks
@@ -35,13 +35,13 @@ def watch_command(kata_name, once, course_dir, broker_mode, bootstrap_servers):
     if kata is None:
         console.out.print("Every kata is passed. Next: `grade watch KATA` to revisit one.")
         return
-    with obtain_broker(broker_mode, bootstrap_servers) as broker:
+    with obtain_broker_for(kata, broker_mode, bootstrap_servers) as broker:
         seen = _snapshot(kata)
         while True:
             console.out.rule(f"{kata.id} · {time.strftime('%H:%M:%S')}")
             try:
                 result = run_checks(kata, kata.stub_path, broker.bootstrap_servers, "stub",
-                                    broker_alive=broker.process_alive)
+                                    broker_alive=broker.process_alive, cluster_file=cluster_file_of(broker))
             except BrokerDied:
                 raise InfraError("The Kafka broker died while watching.", detail=broker.death_report(),
                                  next_step=f"run `grade watch {kata.id}` again.") from None

@@ -1,0 +1,80 @@
+"""The 3-broker cluster and the fault proxy, for real: a killed leader is replaced, the
+ISR shrinks and recovers, and dropped responses make a non-idempotent producer write
+duplicates while an idempotent one writes none."""
+
+import time
+
+import pytest
+
+from grader.broker.local import start_local
+from grader.checklib import KafkaKit
+from grader.cluster import ClusterControl
+from grader.faultproxy import FaultProxy
+
+pytestmark = pytest.mark.broker
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    broker = start_local(lambda m: None, node_count=3, proxy=True)
+    control = ClusterControl(broker.control_file)
+    proxies = {n: FaultProxy(control.advertised_port(n), control.port(n)) for n in control.node_ids}
+    yield broker, control, proxies
+    for p in proxies.values():
+        p.close()
+    broker.stop()
+
+
+def kit(control, proxies):
+    return KafkaKit(",".join(f"127.0.0.1:{p.listen_port}" for p in proxies.values()), "faults")
+
+
+def test_three_brokers_registered_and_loopback(cluster):
+    broker, control, _ = cluster
+    assert len(control.admin().list_topics(timeout=10).brokers) == 3
+
+
+def test_killed_leader_is_replaced_and_isr_recovers(cluster):
+    broker, control, proxies = cluster
+    k = kit(control, proxies)
+    topic = k.create_topic(partitions=1, replication_factor=3, config={"min.insync.replicas": "2"})
+    assert control.wait_isr(topic, 3) == [1, 2, 3]
+    old = control.leader(topic)
+    control.kill(old)
+    new = control.wait_leader_other_than(topic, old)
+    assert new != old
+    assert old not in control.wait_isr(topic, 2)
+    control.start(old)
+    control.wait_registered(3)
+    assert control.wait_isr(topic, 3) == [1, 2, 3]
+    k.close()
+
+
+def _produce_through_dropped_responses(k, proxies, topic, idempotent):
+    producer = k.producer(**{"enable.idempotence": idempotent, "acks": "all", "request.timeout.ms": 1500,
+                             "message.timeout.ms": 60000, "retries": 100, "retry.backoff.ms": 100,
+                             "max.in.flight.requests.per.connection": 1 if not idempotent else 5})
+    producer.produce(topic, value=b"warm-up")  # metadata and (if idempotent) the producer id
+    assert producer.flush(15) == 0
+    for p in proxies.values():
+        p.set_mode("drop_responses")
+    for i in range(5):
+        producer.produce(topic, value=f"m{i}".encode())
+    producer.poll(0)
+    time.sleep(4)  # test, not check: let at least two request timeouts and retries happen
+    for p in proxies.values():
+        p.set_mode("pass")
+    assert producer.flush(30) == 0
+    return [r.value for r in k.read_all(topic)]
+
+
+def test_dropped_responses_duplicate_without_idempotence_only(cluster):
+    broker, control, proxies = cluster
+    k = kit(control, proxies)
+    plain = _produce_through_dropped_responses(k, proxies, k.create_topic(replication_factor=3), idempotent=False)
+    safe = _produce_through_dropped_responses(k, proxies, k.create_topic(replication_factor=3), idempotent=True)
+    k.close()
+    expected = [b"warm-up"] + [f"m{i}".encode() for i in range(5)]
+    assert len(plain) > len(expected), f"no duplicates without idempotence: {plain}"
+    assert sorted(set(plain)) == sorted(expected)
+    assert safe == expected, f"idempotent producer wrote {safe}"
