@@ -9,6 +9,7 @@ import click
 
 from grader import __version__, console
 from grader.commands.broker_cmd import broker_group
+from grader.commands.kafka_cli import kafka_command
 from grader.commands.learner import hint_command, next_command, solution_command
 from grader.commands.listing import list_command
 from grader.commands.new import new_command
@@ -45,6 +46,7 @@ def cli():
     grade progress           mastery of the checklist; --html FILE for a report
     grade validate --all     instructors/CI: every solution passes, every stub fails
     grade broker up          keep a broker warm between runs (down / status)
+    grade kafka topics --list   Kafka's own CLI tools against the grader's broker
     grade new SLUG --checklist ITEM   instructors: scaffold a new kata
     """
 
@@ -54,7 +56,7 @@ cli.add_command(list_command)
 cli.add_command(validate_command)
 cli.add_command(broker_group)
 for command in (hint_command, solution_command, next_command, progress_command, watch_command,
-                new_command):
+                new_command, kafka_command):
     cli.add_command(command)
 
 

@@ -15,8 +15,13 @@ def cache(tmp_path, monkeypatch):
     from grader.broker import jars
 
     cache = tmp_path / "cache"
-    (cache / f"kafka-{jars.KAFKA_VERSION}").mkdir(parents=True)
-    (cache / f"kafka-{jars.KAFKA_VERSION}" / "lib").symlink_to(jars.jar_dir())
+    version_dir = cache / f"kafka-{jars.KAFKA_VERSION}"
+    version_dir.mkdir(parents=True)
+    # Share the jars (and the start-up template and class archive, when present) with the real cache.
+    for name in ("lib", "tools-lib", "cds", "storage-template"):
+        shared = jars.jar_dir().parent / name
+        if shared.exists():
+            (version_dir / name).symlink_to(shared)
     monkeypatch.setenv("KAFKA_KATAS_CACHE", str(cache))
     return cache
 

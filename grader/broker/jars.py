@@ -86,18 +86,28 @@ def jar_dir() -> Path:
     return cache_root() / f"kafka-{KAFKA_VERSION}" / "lib"
 
 
-def cache_complete(lib: Path) -> bool:
+def tools_classpath(progress: Progress) -> str:
+    """Classpath for the Kafka CLI tools (`grade kafka`): the tools' own jars, then the broker's."""
+    broker = kafka_classpath(progress)
+    lib = cache_root() / f"kafka-{KAFKA_VERSION}" / "tools-lib"
+    if not cache_complete(lib, required="kafka-tools-"):
+        resolve_with_mvn(lib, progress, pom="tools-pom.xml", what="command-line tools", size="about 25 MB")
+    return f"{lib}/*:{broker}"
+
+
+def cache_complete(lib: Path, required: str = "kafka_2.13-") -> bool:
     """True when every jar listed in the marker is present and non-empty."""
     marker = lib / MARKER
     if not marker.is_file():
         return False
     names = [n for n in marker.read_text().split() if n]
-    if not names or not any(n.startswith("kafka_2.13-") for n in names):
+    if not names or not any(n.startswith(required) for n in names):
         return False
     return all((lib / n).is_file() and (lib / n).stat().st_size > 0 for n in names)
 
 
-def resolve_with_mvn(lib: Path, progress: Progress) -> None:
+def resolve_with_mvn(lib: Path, progress: Progress, pom: str = "pom.xml", what: str = "broker",
+                     size: str = "about 45 MB") -> None:
     mvn = shutil.which("mvn")
     if not mvn:
         raise InfraError(
@@ -109,12 +119,11 @@ def resolve_with_mvn(lib: Path, progress: Progress) -> None:
     partial = lib.with_name("lib.partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    pom = resources.files("grader.broker").joinpath("pom.xml")
-    with resources.as_file(pom) as pom_path:
+    with resources.as_file(resources.files("grader.broker").joinpath(pom)) as pom_path:
         cmd = [mvn, "-B", "-q", "-f", str(pom_path), "dependency:copy-dependencies",
                f"-Dkafka.version={KAFKA_VERSION}", "-DincludeScope=runtime",
                f"-DoutputDirectory={partial}"]
-        progress(f"Downloading the Kafka {KAFKA_VERSION} broker jars with mvn (first run only, about 45 MB)…")
+        progress(f"Downloading the Kafka {KAFKA_VERSION} {what} jars with mvn (first run only, {size})…")
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
         except subprocess.TimeoutExpired as exc:
@@ -125,7 +134,7 @@ def resolve_with_mvn(lib: Path, progress: Progress) -> None:
         shutil.rmtree(partial, ignore_errors=True)
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
         raise InfraError(
-            f"`mvn` could not resolve the Kafka {KAFKA_VERSION} jars (exit {proc.returncode}).",
+            f"`mvn` could not resolve the Kafka {KAFKA_VERSION} {what} jars (exit {proc.returncode}).",
             detail=f"Command: {' '.join(cmd)}\n{tail}",
             next_step="check that Maven Central is reachable (`mvn -v`, proxy settings in "
             "~/.m2/settings.xml), then run the same command again.",
