@@ -17,7 +17,8 @@ def publish_orders(bootstrap_servers: str, topic: str, orders: list[dict]) -> No
     for order in orders:
         producer.produce(
             topic,
-            # Same key -> same partition (murmur2 hash of the key), and Kafka keeps
+            # Same key -> same partition (librdkafka hashes the key: CRC32 by default,
+            # murmur2 with partitioner=murmur2_random like the Java client), and Kafka keeps
             # records in order within a partition: a customer's orders stay in order.
             key=str(order["customer_id"]).encode("utf-8"),
             value=json.dumps(order).encode("utf-8"),
