@@ -19,8 +19,13 @@ class LineDict(dict):
         return self.key_lines.get(key, self.line)
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader (never constructs arbitrary objects) + line numbers + duplicate-key errors."""
+# libyaml's C parser when present (several times faster: every `grade` run reads every
+# kata.yaml); the safe constructor either way, so YAML can never build arbitrary objects.
+_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_Base):
+    """A safe loader + line numbers + duplicate-key errors."""
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
@@ -52,7 +57,7 @@ def load_yaml(path: Path, what: str) -> LineDict:
         raise CourseError(f"{path}: cannot read the {what} file ({exc}).",
                           next_step="save the file as UTF-8 text.") from None
     try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader subclasses SafeLoader
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a safe loader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}" if mark else str(path)

@@ -39,7 +39,7 @@ class Broker:
 
 def metadata_answers(bootstrap_servers: str, timeout: float = 2.0) -> bool:
     """True when the cluster answers an admin metadata request with at least one broker."""
-    if not any(_tcp_open(hp) for hp in bootstrap_servers.split(",")):
+    if not any(tcp_open(hp) for hp in bootstrap_servers.split(",")):
         return False  # skip librdkafka's connect-retry noise while nothing listens
     # log_level 0 keeps librdkafka's connection-refused chatter off the learner's terminal.
     admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 0,
@@ -50,7 +50,7 @@ def metadata_answers(bootstrap_servers: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def _tcp_open(host_port: str) -> bool:
+def tcp_open(host_port: str) -> bool:
     host, _, port = host_port.strip().rpartition(":")
     try:
         with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=1.0):

@@ -51,6 +51,12 @@ class ReusedBroker(Broker):
         """Leave it running: that is the point of a reusable broker."""
 
 
+def _port_open(broker: ReusedBroker) -> bool:
+    from grader.broker.base import tcp_open
+
+    return all(tcp_open(hp) for hp in broker.bootstrap_servers.split(","))
+
+
 def read_state() -> dict | None:
     try:
         return json.loads(state_path().read_text())
@@ -66,7 +72,9 @@ def running() -> ReusedBroker | None:
     broker = ReusedBroker(bootstrap_servers=state["bootstrap_servers"], provider="local (reusable)",
                           description=f"reusable local broker, pid {state['pids'][0]}", reused=True,
                           pids=tuple(state["pids"]), root=state.get("root", ""), log=state.get("log", ""))
-    if state.get("kafka_version") == KAFKA_VERSION and broker.alive():
+    # A live JVM with its port open is enough here: the runner notices a broker that dies
+    # later, and this check sits on every `grade` run's path (a metadata round trip costs ~50 ms).
+    if state.get("kafka_version") == KAFKA_VERSION and broker.process_alive() and _port_open(broker):
         return broker
     _clear(state)
     return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import click
@@ -27,13 +28,15 @@ from grader.validation import lint, validate_kata
 @click.argument("kata_names", nargs=-1, metavar="[KATA]...")
 @click.option("--all", "all_katas", is_flag=True, help="Validate every kata of the course.")
 @click.option("--lint-only", is_flag=True, help="Only check files and texts; start no broker.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 16), default=1, show_default=True,
+              help="Validate this many katas at once on the shared broker.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.option("--junit", "junit_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Write every check run as JUnit XML.")
 @course_option
 @broker_options
 @quiet_option
-def validate_command(kata_names, all_katas, lint_only, as_json, junit_file, course_dir, broker_mode,
+def validate_command(kata_names, all_katas, lint_only, jobs, as_json, junit_file, course_dir, broker_mode,
                      bootstrap_servers, quiet):
     """Prove katas honest: solution passes, stub fails, known-bad fixtures fail."""
     console.set_quiet(quiet or as_json)
@@ -50,9 +53,9 @@ def validate_command(kata_names, all_katas, lint_only, as_json, junit_file, cour
     shared = [k for k in katas if not k.needs_own_cluster]
     own = [k for k in katas if k.needs_own_cluster]
     if shared:
-        with obtain_broker(broker_mode, bootstrap_servers) as broker:
-            for kata in shared:
-                validations.append(_validate_on(kata, course, broker, as_json))
+        # Threads are enough: each validation waits on its own pytest subprocesses.
+        with obtain_broker(broker_mode, bootstrap_servers) as broker, ThreadPoolExecutor(max_workers=jobs) as pool:
+            validations += list(pool.map(lambda k: _validate_on(k, course, broker, as_json), shared))
     for kata in own:  # several brokers or fault control: a cluster of its own
         with obtain_broker_for(kata, broker_mode, None if broker_mode == "auto" else bootstrap_servers) as broker:
             validations.append(_validate_on(kata, course, broker, as_json))
