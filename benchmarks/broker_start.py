@@ -146,6 +146,16 @@ def main() -> None:
           f"{median(default) / median(ours):.2f}x faster than default")
     print(f"P4 broker RSS at ready, median: grader {median(ours_rss):.0f} MiB vs default {median(default_rss):.0f} MiB")
 
+    clusters, cluster_rss = [], []
+    for _ in range(args.runs):
+        started = time.monotonic()
+        cluster = start_local(lambda m: None, node_count=3)
+        clusters.append(time.monotonic() - started)
+        cluster_rss.append(sum(rss_mib(n.process.pid) for n in cluster.nodes))
+        cluster.stop()
+    print(f"3-broker cluster start, median of {args.runs}: {median(clusters):.2f}s ({runs(clusters)}); "
+          f"RSS of the three JVMs at ready: median {median(cluster_rss):.0f} MiB")
+
     cold = [grade_wall(["kata-01", "--solution", "-q", "--broker", "local"]) for _ in range(args.runs)]
     from grader.broker import reusable
 
