@@ -93,6 +93,9 @@ def test_each_customer_on_one_partition(published):
 def test_customer_orders_keep_their_order(published):
     """Within its partition, each customer's orders appear in the order they were given."""
     orders, records = published
+    if not records:
+        explain(did="read the topic back", saw="no records at all", expected="the published orders",
+                nudge="are the orders delivered before publish_orders returns?")
     expected = defaultdict(list)
     for o in orders:
         expected[o["customer_id"]].append(o["order_id"])
