@@ -206,14 +206,19 @@ class ChildRun:
                        workdir=tmp_path, crash_after=5)
         run.wait(timeout=20)          # returns the exit code (-9 after the planned crash)
         run.records()                 # what the learner's process() saw, in order
+
+    Add "checkpoint" to callbacks (and crash_after_checkpoint=N) to give the learner a
+    checkpoint(label) callback the contract places between two steps: a crash there, every time.
     """
 
     def __init__(self, impl_path, function: str, kwargs: dict, workdir, crash_after: int | None = None,
-                 callbacks: tuple[str, ...] = ("process", "should_stop"), name: str = "child"):
+                 callbacks: tuple[str, ...] = ("process", "should_stop"), name: str = "child",
+                 crash_after_checkpoint: int | None = None):
         self.dir = Path(workdir) / f"{name}-{uuid.uuid4().hex[:6]}"
         self.dir.mkdir(parents=True)
         self.spec = {"impl": str(impl_path), "function": function, "kwargs": kwargs,
                      "crash_after": crash_after, "callbacks": list(callbacks),
+                     "crash_after_checkpoint": crash_after_checkpoint,
                      "records_file": str(self.dir / "records.jsonl"), "stop_file": str(self.dir / "stop"),
                      "error_file": str(self.dir / "error.json"), "result_file": str(self.dir / "result.json")}
         (self.dir / "spec.json").write_text(json.dumps(self.spec))

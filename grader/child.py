@@ -50,7 +50,21 @@ def build_callbacks(spec: dict) -> dict:
     def should_stop() -> bool:
         return stop_file.exists()
 
-    available = {"process": process, "should_stop": should_stop}
+    checkpoints = 0
+    crash_at_checkpoint = spec.get("crash_after_checkpoint")
+
+    def checkpoint(label: str = "") -> None:
+        """A second crash point the contract can place anywhere (e.g. between two writes)."""
+        nonlocal checkpoints
+        checkpoints += 1
+        with records.with_name("checkpoints.jsonl").open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"label": label, "n": checkpoints}) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        if crash_at_checkpoint is not None and checkpoints >= crash_at_checkpoint:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    available = {"process": process, "should_stop": should_stop, "checkpoint": checkpoint}
     return {name: available[name] for name in spec.get("callbacks", ["process", "should_stop"])}
 
 
