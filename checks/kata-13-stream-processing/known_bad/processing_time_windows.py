@@ -1,0 +1,115 @@
+"""Known-bad for kata-13: windows on processing time (the wall clock when a record is read)."""
+
+import json
+import time
+import uuid
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+
+def read_to_end(bootstrap_servers: str, topic: str):
+    """Yield every record of `topic` from offset 0 up to the end offsets seen at the start.
+
+    Partitions are read one after the other, so records come in log order within each."""
+    # A throwaway group id (librdkafka needs one); with assign() nothing joins or commits.
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": f"streams-{uuid.uuid4()}",
+                         "enable.auto.commit": False})
+    try:
+        partitions = sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+        for p in partitions:
+            end = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            if end == 0:
+                continue
+            consumer.assign([TopicPartition(topic, p, 0)])
+            deadline = time.monotonic() + 60
+            while True:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{topic}[{p}] did not reach offset {end}")
+                msg = consumer.poll(0.5)
+                if msg is None:
+                    continue
+                if msg.error():
+                    raise KafkaException(msg.error())
+                yield msg
+                if msg.offset() >= end - 1:
+                    break
+    finally:
+        consumer.close()
+
+
+def count_windows(bootstrap_servers: str, input_topic: str, output_topic: str, window_ms: int,
+                  grace_ms: int) -> int:
+    producer = Producer({"bootstrap.servers": bootstrap_servers, "enable.idempotence": True})
+    failures = []
+
+    def on_delivery(err, msg):
+        if err is not None:
+            failures.append(err)
+
+    open_windows: dict[tuple[str, int], int] = {}  # (key, window start) -> count
+    stream_time = None
+    late = 0
+
+    def emit(key: str, start: int, count: int) -> None:
+        end = start + window_ms
+        producer.produce(output_topic, key=key.encode("utf-8"), timestamp=end, on_delivery=on_delivery,
+                         value=json.dumps({"key": key, "window_start": start, "window_end": end,
+                                           "count": count}).encode("utf-8"))
+        producer.poll(0)
+
+    for msg in read_to_end(bootstrap_servers, input_topic):
+        # The mistake: "now" instead of the record's own timestamp.
+        ts = int(time.time() * 1000)
+        key = msg.key().decode("utf-8")
+        start = ts - ts % window_ms
+        # Stream time only moves forward: an out-of-order event does not turn the clock back.
+        stream_time = ts if stream_time is None else max(stream_time, ts)
+        if stream_time >= start + window_ms + grace_ms:
+            # Its window has closed (and may already be published): counting it now would
+            # change a result consumers already have. Drop it, but say how many we dropped.
+            late += 1
+            continue
+        open_windows[(key, start)] = open_windows.get((key, start), 0) + 1
+        # Publish every window whose end + grace the stream time has passed: no event
+        # arriving later can be counted in it any more.
+        for (k, s) in [w for w in open_windows if stream_time >= w[1] + window_ms + grace_ms]:
+            emit(k, s, open_windows.pop((k, s)))
+
+    # End of input: nothing more can arrive in this run, so the remaining windows are final.
+    for (k, s), count in sorted(open_windows.items(), key=lambda item: item[0][1]):
+        emit(k, s, count)
+    remaining = producer.flush(30)
+    if remaining or failures:
+        raise KafkaException(f"{remaining} window results undelivered, {len(failures)} failed: {failures[:3]}")
+    return late
+
+
+def enrich_orders(bootstrap_servers: str, orders_topic: str, customers_topic: str, output_topic: str) -> None:
+    # The table: replay the changelog in order, so a later value overwrites an earlier one and a
+    # tombstone (value None) deletes the key. Compaction may or may not have removed old
+    # values yet; replaying in order gives the same table either way.
+    customers: dict[str, dict] = {}
+    for msg in read_to_end(bootstrap_servers, customers_topic):
+        key = msg.key().decode("utf-8")
+        if msg.value() is None:
+            customers.pop(key, None)
+        else:
+            customers[key] = json.loads(msg.value())
+
+    producer = Producer({"bootstrap.servers": bootstrap_servers, "enable.idempotence": True})
+    failures = []
+
+    def on_delivery(err, msg):
+        if err is not None:
+            failures.append(err)
+
+    for msg in read_to_end(bootstrap_servers, orders_topic):
+        order = json.loads(msg.value())
+        # A lookup, not a search through history: the table holds one current value per key.
+        enriched = {**order, "customer": customers.get(order["customer_id"])}
+        producer.produce(output_topic, key=msg.key(), value=json.dumps(enriched).encode("utf-8"),
+                         on_delivery=on_delivery)
+        producer.poll(0)
+    remaining = producer.flush(30)
+    if remaining or failures:
+        raise KafkaException(f"{remaining} enriched orders undelivered, {len(failures)} failed: {failures[:3]}")
