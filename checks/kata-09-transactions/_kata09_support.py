@@ -1,0 +1,208 @@
+"""Helpers for kata-09's hidden checks: a pipeline's topics and inputs, offsets as the broker
+reports them per isolation level, and a watcher that follows the output topic."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from confluent_kafka import IsolationLevel, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import OffsetSpec
+
+from grader.checklib import KafkaKit
+
+PARTITIONS = 3
+# Short enough that a crashed member leaves the group quickly (the broker allows 1000 ms and up).
+CONSUMER_CONFIG = {"session.timeout.ms": 3000, "heartbeat.interval.ms": 500}
+FENCING_CODES = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH, KafkaError._FATAL}
+
+
+def expected_output(value: str) -> str:
+    return value.upper()
+
+
+@dataclass
+class Pipeline:
+    kafka: KafkaKit
+    input_topic: str
+    output_topic: str
+    group_id: str
+    transactional_id: str
+    inputs: list[str] = field(default_factory=list)
+    ghosts: list[str] = field(default_factory=list)
+
+    def kwargs(self, batch_size: int = 5) -> dict:
+        return {"bootstrap_servers": self.kafka.bootstrap_servers, "input_topic": self.input_topic,
+                "output_topic": self.output_topic, "group_id": self.group_id,
+                "transactional_id": self.transactional_id, "batch_size": batch_size,
+                "consumer_config": dict(CONSUMER_CONFIG)}
+
+    def call(self, batch_size: int = 5) -> str:
+        return (f"run_pipeline(bootstrap_servers, input_topic, output_topic, group_id, transactional_id, process, "
+                f"should_stop, batch_size={batch_size}, consumer_config={CONSUMER_CONFIG})")
+
+    @property
+    def expected(self) -> set[str]:
+        return {expected_output(v) for v in self.inputs}
+
+
+def make_pipeline(kafka: KafkaKit, count: int, ghosts: int = 0) -> Pipeline:
+    """Topics, names and `count` input records; `ghosts` records in an aborted transaction midway."""
+    p = Pipeline(kafka, kafka.create_topic(kafka.unique("in"), partitions=PARTITIONS),
+                 kafka.create_topic(kafka.unique("out"), partitions=PARTITIONS),
+                 kafka.unique("group"), kafka.unique("txn"))
+    p.inputs = [f"order-{n:03d}:paid" for n in range(count)]
+    half = count // 2
+    kafka.produce(p.input_topic, [(f"order-{n:03d}", v) for n, v in enumerate(p.inputs[:half])])
+    if ghosts:
+        # Someone else's aborted transaction in the input: a read_committed consumer never sees it.
+        p.ghosts = [f"ghost-{n:03d}:aborted" for n in range(ghosts)]
+        producer = kafka.producer(**{"transactional.id": kafka.unique("ghost-writer"),
+                                     "transaction.timeout.ms": 10000})
+        producer.init_transactions(30)
+        producer.begin_transaction()
+        for n, value in enumerate(p.ghosts):
+            producer.produce(p.input_topic, key=f"ghost-{n:03d}", value=value)
+        producer.flush(30)
+        producer.abort_transaction(30)
+    kafka.produce(p.input_topic, [(f"order-{n:03d}", v) for n, v in enumerate(p.inputs) if n >= half])
+    return p
+
+
+def end_offsets(kafka: KafkaKit, topic: str, committed: bool) -> dict[int, int]:
+    """Per partition: the last stable offset (read_committed) or the high watermark (read_uncommitted)."""
+    level = IsolationLevel.READ_COMMITTED if committed else IsolationLevel.READ_UNCOMMITTED
+    futures = kafka.admin.list_offsets({TopicPartition(topic, p): OffsetSpec.latest() for p in range(PARTITIONS)},
+                                       isolation_level=level, request_timeout=10)
+    return {tp.partition: f.result().offset for tp, f in futures.items()}
+
+
+def open_transaction_partitions(kafka: KafkaKit, topic: str) -> list[int]:
+    """Partitions whose last stable offset lags the high watermark: an open transaction holds them."""
+    stable, high = end_offsets(kafka, topic, True), end_offsets(kafka, topic, False)
+    return sorted(p for p in high if stable.get(p, 0) < high[p])
+
+
+def wait_transactions_closed(kafka: KafkaKit, topic: str, timeout: float) -> list[int]:
+    """Wait until no transaction is open on `topic`; returns the partitions still held at the deadline."""
+    deadline = time.monotonic() + timeout
+    held = [-1]
+    while time.monotonic() < deadline:
+        try:
+            held = open_transaction_partitions(kafka, topic)
+        except KafkaException:
+            held = [-1]
+        if not held:
+            return []
+        time.sleep(0.1)
+    return held
+
+
+class OutputWatcher:
+    """A consumer that follows every partition of a topic from the start, counting values."""
+
+    def __init__(self, kafka: KafkaKit, topic: str, isolation: str):
+        self.consumer = kafka.consumer(**{"isolation.level": isolation, "fetch.wait.max.ms": 50})
+        self.consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+        self.seen: Counter[str] = Counter()
+
+    def poll(self, timeout: float = 0.1) -> None:
+        for msg in self.consumer.consume(500, timeout=timeout):
+            if not msg.error() and msg.value() is not None:
+                self.seen[msg.value().decode("utf-8", "replace")] += 1
+
+    def wait_for_value(self, value: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.seen[value]:
+                return True
+            self.poll(0.1)
+        return bool(self.seen[value])
+
+
+class CatchUp:
+    """Decides when a pipeline has finished its input: every input committed by the group, or
+    every expected output visible to a read_committed reader (whichever comes first)."""
+
+    def __init__(self, p: Pipeline):
+        self.p = p
+        self.watcher = OutputWatcher(p.kafka, p.output_topic, "read_committed")
+        ends = end_offsets(p.kafka, p.input_topic, False)
+        self.input_ends = {part: end for part, end in ends.items() if end > 0}
+        self.committed: dict[int, int] = {}
+        self._next_look = 0.0
+
+    def done(self) -> bool:
+        self.watcher.poll(0.05)
+        if self.p.expected <= set(self.watcher.seen):
+            return True
+        if time.monotonic() >= self._next_look:
+            self._next_look = time.monotonic() + 0.3
+            try:
+                self.committed = self.p.kafka.committed(self.p.group_id, self.p.input_topic)
+            except KafkaException:
+                return False
+            return all(self.committed.get(part, -1) >= end for part, end in self.input_ends.items())
+        return False
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.done():
+                return True
+            time.sleep(0.05)
+        return False
+
+
+def tally(p: Pipeline, values: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """(inputs with no output, outputs seen more than once, outputs that match no input)."""
+    counts = Counter(values)
+    missing = [v for v in p.inputs if counts[expected_output(v)] == 0]
+    dupes = sorted(v for v, n in counts.items() if n > 1)
+    unexpected = sorted(v for v in counts if v not in p.expected)
+    return missing, dupes, unexpected
+
+
+def short(items: list, n: int = 4) -> str:
+    return ", ".join(map(str, items[:n])) + (f" … ({len(items)} in all)" if len(items) > n else "")
+
+
+_CRASH_AFTER_COMMIT = '''"""Generated by kata-09's checks: the learner's module, whose producer is killed right after
+its first commit_transaction() returns (nothing else in the learner's code runs after it)."""
+import importlib.util
+import os
+import signal
+import sys
+from pathlib import Path
+
+import confluent_kafka
+
+
+class _CrashAfterCommit(confluent_kafka.Producer):
+    def commit_transaction(self, *args, **kwargs):
+        result = super().commit_transaction(*args, **kwargs)
+        Path({marker!r}).write_text("committed")
+        os.kill(os.getpid(), signal.SIGKILL)
+        return result
+
+
+confluent_kafka.Producer = _CrashAfterCommit
+sys.path.insert(0, {impl_dir!r})
+_spec = importlib.util.spec_from_file_location("kata09_learner", {impl!r})
+_module = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_module)
+run_pipeline = _module.run_pipeline
+'''
+
+
+def crash_after_commit_wrapper(impl_path: Path, workdir: Path) -> tuple[Path, Path]:
+    """A module exposing the learner's run_pipeline, with confluent_kafka.Producer replaced by a
+    subclass that SIGKILLs the process as soon as a transaction has committed. Returns the
+    module's path and the marker file written just before the kill."""
+    marker = workdir / "crashed-after-commit"
+    wrapper = workdir / "crash_after_commit.py"
+    wrapper.write_text(_CRASH_AFTER_COMMIT.format(marker=str(marker), impl=str(impl_path),
+                                                  impl_dir=str(Path(impl_path).parent)))
+    return wrapper, marker

@@ -1,0 +1,40 @@
+"""Known-bad for kata-09: never calls abort_transaction().
+
+When a batch fails it simply re-raises, as if the exception undid the transaction. It does
+not: the transaction stays open on the broker, and every read_committed reader of the output
+is stuck behind it until transaction.timeout.ms runs out.
+"""
+
+from collections.abc import Callable
+
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+
+
+def run_pipeline(bootstrap_servers: str, input_topic: str, output_topic: str, group_id: str,
+                 transactional_id: str, process: Callable[[Message], None], should_stop: Callable[[], bool],
+                 batch_size: int = 10, consumer_config: dict | None = None) -> None:
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": group_id,
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                         "isolation.level": "read_committed", **(consumer_config or {})})
+    producer = Producer({"bootstrap.servers": bootstrap_servers, "transactional.id": transactional_id,
+                         "transaction.timeout.ms": 10000})
+    try:
+        producer.init_transactions()
+        consumer.subscribe([input_topic])
+        while not should_stop():
+            batch = consumer.consume(num_messages=batch_size, timeout=0.5)
+            if not batch:
+                continue
+            producer.begin_transaction()
+            next_offsets = {}
+            for msg in batch:
+                if msg.error():
+                    raise KafkaException(msg.error())
+                producer.produce(output_topic, key=msg.key(), value=msg.value().upper())
+                process(msg)  # if this raises, the transaction is simply left behind
+                next_offsets[(msg.topic(), msg.partition())] = msg.offset() + 1
+            producer.send_offsets_to_transaction(
+                [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()], consumer.consumer_group_metadata())
+            producer.commit_transaction()
+    finally:
+        consumer.close()
