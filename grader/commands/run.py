@@ -60,8 +60,9 @@ def run_command(kata_name, solution, file_path, as_json, junit_file, gradescope_
         if not result.passed and not broker.alive():
             died.detail = broker.death_report()
             raise died
-    # Only the learner's own work counts toward mastery, and only once the checks ran.
-    if target != "solution":
+    # Only the learner's own file counts toward mastery (not the solution, not fixtures
+    # graded with --file), and only once the checks ran.
+    if target == "stub":
         store = ProgressStore(course)
         store.record_result(kata, result)
         if store.note.message:
