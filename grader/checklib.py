@@ -157,7 +157,7 @@ class KafkaKit:
         return True
 
     def committed(self, group: str, topic: str) -> dict[int, int]:
-        """Committed offsets of a group, per partition (-1 when none)."""
+        """Committed offsets of a group, per partition (-1001, OFFSET_INVALID, when none)."""
         consumer = self.consumer(group=group)
         try:
             parts = [TopicPartition(topic, p) for p in range(self.partition_count(topic))]
