@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--course", type=Path, default=ROOT, help="course folder (default: this repository)")
     args = parser.parse_args()
     env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
     subprocess.run([sys.executable, "-m", "grader", "broker", "up"], cwd=ROOT, env=env, check=True,
@@ -36,7 +37,8 @@ def main() -> None:
         for run in range(1, args.runs + 1):
             started = time.monotonic()
             result = subprocess.run([sys.executable, "-m", "grader", "validate", "--all", "--json", "--jobs",
-                                     str(args.jobs)], cwd=ROOT, env=env, capture_output=True, text=True)
+                                     str(args.jobs), "--course", str(args.course)], cwd=ROOT, env=env,
+                                    capture_output=True, text=True)
             walls.append(time.monotonic() - started)
             if result.returncode not in (0, 1):
                 failures["<infrastructure>"].append(f"run {run}: exit {result.returncode}: {result.stderr[-500:]}")
