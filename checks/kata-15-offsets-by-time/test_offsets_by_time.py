@@ -1,0 +1,191 @@
+"""Hidden checks for kata-15 (reset and replay a consumer group by time). Never shown to learners."""
+
+import time
+from datetime import datetime, timezone
+
+import pytest
+from confluent_kafka import TopicPartition
+
+from grader.checklib import explain
+
+# Seconds after BASE at which each partition's records were written (one record each, in
+# offset order). The same instant lands on a different offset in every partition.
+LAYOUT = {
+    0: [0, 10, 20, 30, 40, 50, 60, 70, 80, 90],
+    1: [5, 39, 41, 60, 61, 62],
+    2: [1, 2, 3, 4, 5, 6, 45, 80],
+}
+ENDS = {p: len(ts) for p, ts in LAYOUT.items()}
+PREVIOUS = {0: 1, 1: 1, 2: 1}  # where the group had committed before the reset
+TRUNCATED_BEFORE = 3           # delete_records on partition 0 up to this offset (earliest check)
+
+
+@pytest.fixture
+def shop(kafka):
+    """A 3-partition topic with records at known timestamps, and a group that committed PREVIOUS."""
+    topic = kafka.create_topic(partitions=3)
+    # A recent base (records older than retention.ms would be deleted), on a whole second.
+    base_ms = (int(time.time()) - 3600) * 1000
+    producer = kafka.producer()
+    for partition, seconds in LAYOUT.items():
+        for n, s in enumerate(seconds):
+            producer.produce(topic, partition=partition, key=f"p{partition}-{n}",
+                             value=f"event {n} of partition {partition} at +{s}s", timestamp=base_ms + s * 1000)
+    assert producer.flush(30) == 0, "the check could not write its records"
+    group = kafka.unique("replayer")
+    committer = kafka.consumer(group=group)
+    committer.commit(offsets=[TopicPartition(topic, p, o) for p, o in PREVIOUS.items()], asynchronous=False)
+    committer.close()
+    return topic, group, base_ms
+
+
+def at(base_ms: int, seconds: int) -> datetime:
+    return datetime.fromtimestamp((base_ms + seconds * 1000) / 1000, tz=timezone.utc)
+
+
+def expected_for(seconds: int) -> dict[int, int]:
+    """First offset whose timestamp is at or after BASE + seconds; the end offset if none."""
+    return {p: next((n for n, s in enumerate(ts) if s >= seconds), ENDS[p]) for p, ts in LAYOUT.items()}
+
+
+def datetime_nudge(committed: dict[int, int]) -> str:
+    if all(committed.get(p) == 0 for p in LAYOUT):
+        return ("every partition went back to its very first record, as if the datetime were decades earlier. In "
+                "which unit does Kafka measure record timestamps?")
+    kept = [p for p in LAYOUT if committed.get(p) == PREVIOUS[p]]
+    if kept:
+        return (f"partition(s) {kept} kept the offset the group had before: was a new offset committed for every "
+                "partition? When no record is at or after the timestamp, the lookup answers -1, which is not an "
+                "offset a commit can store.")
+    return "per partition, you want the first offset whose record timestamp is at or after the datetime."
+
+
+def call_reset(impl, kafka, group, topic, to, did):
+    try:
+        return impl.reset_offsets(kafka.bootstrap_servers, group, topic, to)
+    except NotImplementedError:
+        explain(did=did, saw="NotImplementedError: reset_offsets is still the stub", expected="it to reset the group")
+    except Exception as exc:  # the learner's code failed: say so in their terms
+        explain(did=did, saw=f"it raised {type(exc).__name__}: {exc}",
+                expected="it to commit the new offsets and return them",
+                nudge="read the exception: which value did the client or the broker refuse?")
+
+
+def describe_layout() -> str:
+    return "; ".join(f"partition {p}: records at +{', +'.join(map(str, ts))} s" for p, ts in LAYOUT.items())
+
+
+def compare(kafka, group, topic, returned, want, did, nudge_for) -> None:
+    committed = kafka.committed(group, topic)
+    wrong = {p: committed.get(p) for p in want if committed.get(p) != want[p]}
+    if wrong:
+        shown = {p: ("none" if o is not None and o < 0 else o) for p, o in committed.items()}
+        explain(did=did + ", then read the group's committed offsets from the broker",
+                saw=f"committed offsets per partition: {shown}", expected=f"{want}", nudge=nudge_for(committed))
+    if returned != want:
+        explain(did=did, saw=f"the broker has the right offsets, but reset_offsets returned {returned!r}",
+                expected=f"the committed offsets as {{partition: offset}}: {want}")
+
+
+def test_reset_to_datetime_points_each_partition_at_the_first_record_at_or_after_it(kafka, impl, shop):
+    """Reset to a datetime commits, on every partition, the first offset whose timestamp is at or after it."""
+    topic, group, base_ms = shop
+    when = at(base_ms, 40)
+    want = expected_for(40)
+    did = (f"wrote records with explicit timestamps ({describe_layout()}), then called "
+           f"reset_offsets(bootstrap, group, topic, {when.isoformat()}) (= +40 s)")
+    returned = call_reset(impl, kafka, group, topic, when, did)
+
+    compare(kafka, group, topic, returned, want, did, datetime_nudge)
+
+
+def test_datetime_after_a_partitions_last_record_means_its_end(kafka, impl, shop):
+    """A partition with no record at or after the datetime is reset to its end offset, not left alone."""
+    topic, group, base_ms = shop
+    when = at(base_ms, 85)
+    want = expected_for(85)
+    did = (f"wrote records with explicit timestamps ({describe_layout()}), then called "
+           f"reset_offsets(bootstrap, group, topic, {when.isoformat()}) (= +85 s, after the last record of "
+           "partitions 1 and 2)")
+    returned = call_reset(impl, kafka, group, topic, when, did)
+    compare(kafka, group, topic, returned, want, did, datetime_nudge)
+
+
+def test_reset_to_earliest_and_latest(kafka, impl, shop):
+    """'earliest' commits each partition's log start offset (not 0) and 'latest' its end offset."""
+    topic, group, base_ms = shop
+    for future in kafka.admin.delete_records([TopicPartition(topic, 0, TRUNCATED_BEFORE)]).values():
+        future.result(timeout=30)
+    did = (f"deleted the records of partition 0 before offset {TRUNCATED_BEFORE} (as retention would), then called "
+           "reset_offsets(bootstrap, group, topic, 'earliest')")
+    returned = call_reset(impl, kafka, group, topic, "earliest", did)
+    earliest = {0: TRUNCATED_BEFORE, 1: 0, 2: 0}
+    compare(kafka, group, topic, returned, earliest, did,
+            lambda committed: "offset 0 of partition 0 no longer exists. Where does a partition start once "
+            "retention deleted its oldest records?" if committed.get(0) == 0 else
+            "earliest means the first offset still in each partition.")
+    did = "then called reset_offsets(bootstrap, group, topic, 'latest')"
+    returned = call_reset(impl, kafka, group, topic, "latest", did)
+    compare(kafka, group, topic, returned, dict(ENDS), did,
+            lambda committed: "latest is the offset the next written record will get: the end of each partition.")
+
+
+def test_group_replays_from_the_datetime(kafka, impl, shop):
+    """After a reset to a datetime, the group's consumers replay exactly the records from that moment on."""
+    topic, group, base_ms = shop
+    when = at(base_ms, 40)
+    did = (f"wrote records with explicit timestamps ({describe_layout()}), called "
+           f"reset_offsets(bootstrap, group, topic, {when.isoformat()}) (= +40 s), then consumed with the group")
+    call_reset(impl, kafka, group, topic, when, did)
+    # auto.offset.reset=latest: a partition without a committed offset replays nothing, as in production.
+    consumer = kafka.consumer(group=group, **{"auto.offset.reset": "latest"})
+    consumer.subscribe([topic])
+    seen: dict[int, list[int]] = {p: [] for p in LAYOUT}
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not all(seen[p] and seen[p][-1] == ENDS[p] - 1 for p in LAYOUT):
+        msg = consumer.poll(0.2)
+        if msg is not None and not msg.error():
+            seen[msg.partition()].append(msg.offset())
+    consumer.close()
+    for p, seconds in LAYOUT.items():
+        want = [n for n, s in enumerate(seconds) if s >= 40]
+        if seen[p] != want:
+            got = [f"offset {o} (+{seconds[o]} s)" for o in seen[p][:4]]
+            explain(did=did, saw=f"partition {p} replayed {len(seen[p])} records: {', '.join(got) or 'none'}"
+                    f"{'…' if len(seen[p]) > 4 else ''}",
+                    expected=f"the {len(want)} records at or after +40 s: offsets {want}",
+                    nudge="the group's consumers start where the group committed. Did the reset move every "
+                    "partition to the first record at or after the datetime?")
+
+
+def test_reset_refuses_an_active_group(kafka, impl, shop):
+    """Resetting a group whose consumers are running raises, and leaves its offsets alone."""
+    topic, group, base_ms = shop
+    member = kafka.consumer(group=group)
+    member.subscribe([topic])
+    deadline = time.monotonic() + 30
+    while not member.assignment():
+        if time.monotonic() > deadline:
+            pytest.fail("Timed out after 30s waiting for the check's consumer to join the group.", pytrace=False)
+        member.poll(0.2)
+    did = "started a consumer in the group (it holds all 3 partitions), then called reset_offsets(..., 'earliest')"
+    try:
+        impl.reset_offsets(kafka.bootstrap_servers, group, topic, "earliest")
+    except NotImplementedError:
+        explain(did=did, saw="NotImplementedError: reset_offsets is still the stub", expected="it to raise")
+    except Exception:  # the expected outcome: the reset was refused
+        raised = True
+    else:
+        raised = False
+    finally:
+        member.close()
+    committed = kafka.committed(group, topic)
+    if committed != PREVIOUS:
+        explain(did=did, saw=f"the group's committed offsets changed to {committed}",
+                expected=f"no change ({PREVIOUS}) while the group is active",
+                nudge="kafka-consumer-groups refuses to reset an active group. Why would a running consumer make "
+                "the reset pointless?")
+    if not raised:
+        explain(did=did, saw="reset_offsets returned normally, but the broker did not store the new offsets "
+                f"(still {committed})", expected="an exception: the reset did not happen",
+                nudge="a call can succeed while the broker refused each partition. Where does the result say so?")

@@ -1,0 +1,161 @@
+"""Hidden checks for kata-18 (exactly-once sink). Never shown to learners.
+
+The learner's run_sink() runs in its own process (grader.checklib.ChildRun). The checks read its
+sqlite database the way any other program would, ask the broker what the group has committed,
+kill the sink with SIGKILL in the middle of a record, and hand it a database restored from a
+backup while Kafka's committed offsets say something else.
+"""
+
+import pytest
+from _kata18_support import (
+    PARTITIONS,
+    call_text,
+    db_offsets,
+    produce_payments,
+    restore_database,
+    settle,
+    start_sink,
+    wait_for_crash,
+)
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+
+from grader.checklib import KafkaKit, explain
+
+PER_PARTITION = 12
+
+
+@pytest.fixture(scope="module")
+def plain_run(bootstrap_servers, impl_path, pytestconfig, tmp_path_factory):
+    """One uninterrupted run of the sink over a fresh topic, shared by the first three checks."""
+    run_id = pytestconfig.getoption("--kata-run-id") or "local"
+    kit = KafkaKit(bootstrap_servers, prefix=f"kk-{run_id}-k18")
+    workdir = tmp_path_factory.mktemp("plain")
+    db_path = workdir / "sink.db"
+    stream = produce_payments(kit, PER_PARTITION, "plain")
+    did = (f"produced {len(stream.payments)} payments over {PARTITIONS} partitions, ran "
+           f"{call_text(db_path)} in its own process until the database held every payment")
+    run = start_sink(impl_path, workdir, kit, stream, db_path)
+    outcome = {"stream": stream, "db_path": db_path, "did": did, "failure": None}
+    try:
+        try:
+            outcome["tally"] = settle(run, db_path, stream, did)
+        except BaseException as exc:  # settle() explained a failure: every check of this run reports it
+            outcome["failure"] = exc
+        outcome["committed"] = kit.committed(stream.group, stream.topic)
+        yield outcome
+    finally:
+        run.close()
+        kit.close()
+
+
+def _require(outcome):
+    if outcome["failure"] is not None:
+        raise outcome["failure"]
+
+
+def test_every_payment_becomes_one_row(plain_run):
+    """Every payment consumed becomes exactly one row in the payments table."""
+    _require(plain_run)
+    tally = plain_run["tally"]
+    if tally.missing or tally.duplicated or tally.unknown:
+        explain(did=plain_run["did"], saw=tally.describe(),
+                expected=f"{len(tally.expected)} rows, one per payment, with the payment's account and amount",
+                nudge="every record's value is the JSON of one payment; does the sink insert one row per record "
+                "and commit it?")
+    by_id = {p.payment_id: p.row for p in plain_run["stream"].payments}
+    wrong = [r for r in tally.rows if by_id.get(r[0]) != r]
+    if wrong:
+        explain(did=plain_run["did"], saw=f"rows that do not match their payment, e.g. {wrong[:2]}",
+                expected=f"e.g. {by_id[wrong[0][0]]}", nudge="copy payment_id, account and amount from the JSON value.")
+
+
+def test_offsets_are_stored_in_the_database(plain_run):
+    """The kafka_offsets table holds, per partition, the offset after the last row written."""
+    _require(plain_run)
+    stream = plain_run["stream"]
+    stored = db_offsets(plain_run["db_path"], stream.topic)
+    if stored != stream.ends:
+        explain(did=plain_run["did"] + ", then read the kafka_offsets table",
+                saw=f"the database's next_offset per partition: {stored or 'no rows'}",
+                expected=f"{stream.ends} for topic {stream.topic!r}: each partition's next offset to read, "
+                "i.e. the last stored record's offset + 1",
+                nudge="after a crash, the database is the only place that knows where the rows stop. What must "
+                "it remember per partition, and in which transaction?")
+
+
+def test_kafka_holds_no_committed_offsets(plain_run):
+    """Kafka holds no committed offsets for the sink's group: the database is the only record of progress."""
+    _require(plain_run)
+    committed = {p: o for p, o in plain_run["committed"].items() if o >= 0}
+    if committed:
+        explain(did=plain_run["did"] + ", then asked the broker for the group's committed offsets",
+                saw=f"committed offsets {committed}",
+                expected="none: the sink keeps its progress only in its database",
+                nudge="a second record of progress, written at another moment than the rows, can disagree with "
+                "them after a crash. Which consumer setting commits offsets to Kafka without being asked?")
+
+
+def test_sigkill_loses_and_duplicates_nothing(kafka, impl_path, tmp_path):
+    """Killed with SIGKILL in the middle of a record, twice, the restarted sink ends with every payment exactly once."""
+    stream = produce_payments(kafka, PER_PARTITION, "crash")
+    db_path = tmp_path / "sink.db"
+    did = (f"produced {len(stream.payments)} payments over {PARTITIONS} partitions, ran {call_text(db_path)} "
+           "and SIGKILLed it right after the 7th process() call, restarted it and SIGKILLed it after the 11th, "
+           "then restarted it once more until the database held every payment")
+    first = start_sink(impl_path, tmp_path, kafka, stream, db_path, crash_after=7, name="first")
+    try:
+        wait_for_crash(first, 7, did)
+    finally:
+        first.close()
+    second = start_sink(impl_path, tmp_path, kafka, stream, db_path, crash_after=11, name="second")
+    try:
+        wait_for_crash(second, 11, did)
+    finally:
+        second.close()
+    last = start_sink(impl_path, tmp_path, kafka, stream, db_path, name="last")
+    try:
+        tally = settle(last, db_path, stream, did)
+    finally:
+        last.close()
+    if tally.duplicated or tally.missing:
+        explain(did=did, saw=tally.describe(), expected=f"{len(tally.expected)} rows, one per payment",
+                nudge="the crash lands after a row was written and before it was committed. After the restart, "
+                "does the sink resume exactly where the committed rows stop — and can a row be committed "
+                "without the offset that says it was done?")
+    stored = db_offsets(db_path, stream.topic)
+    if stored != stream.ends:
+        explain(did=did + ", then read the kafka_offsets table",
+                saw=f"the database's next_offset per partition: {stored or 'no rows'}",
+                expected=f"{stream.ends}", nudge="the stored offset must move with every row.")
+
+
+def test_database_offsets_win_over_kafka(kafka, impl_path, tmp_path):
+    """Given a database restored from a backup, the sink resumes from the database's offsets, not Kafka's."""
+    stream = produce_payments(kafka, PER_PARTITION, "restore")
+    db_path = tmp_path / "sink.db"
+    done = 4
+    restore_database(db_path, stream, done)
+    # Kafka's committed offsets disagree with the database: ahead on partition 0 (trusting them
+    # skips payments), behind on partition 1 (trusting them repeats payments), none on partition 2.
+    kafka_says = {0: 8, 1: 0}
+    futures = kafka.admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(
+        stream.group, [TopicPartition(stream.topic, p, o) for p, o in kafka_says.items()])])
+    futures[stream.group].result(timeout=15)
+    did = (f"produced {len(stream.payments)} payments over {PARTITIONS} partitions; prepared a database holding "
+           f"the rows of the first {done} payments of every partition and next_offset={done} for each (a restore "
+           f"from a backup); committed offsets {kafka_says} (partition 2: none) for the group in Kafka; then ran "
+           f"{call_text(db_path)} until the database held every payment")
+    run = start_sink(impl_path, tmp_path, kafka, stream, db_path, name="restored")
+    try:
+        tally = settle(run, db_path, stream, did)
+    finally:
+        run.close()
+    if tally.duplicated or tally.missing:
+        lost = sorted({int(i.split("-")[1]) for i in tally.missing})
+        repeated = sorted({int(i.split("-")[1]) for i in tally.duplicated})
+        explain(did=did, saw=f"{tally.describe()}; partitions with missing payments {lost}, with repeated "
+                f"payments {repeated}",
+                expected=f"{len(tally.expected)} rows, one per payment: the sink resumes at offset {done} on "
+                "every partition",
+                nudge="when the group hands the sink its partitions, which record of progress matches the rows "
+                "in the database: Kafka's committed offsets, or the database's own?")
