@@ -41,8 +41,24 @@ class ClusterControl:
         return [n["node_id"] for n in self._read()["nodes"]]
 
     def admin(self) -> AdminClient:
-        direct = ",".join(f"127.0.0.1:{n['port']}" for n in self._read()["nodes"])
+        """An admin client that never goes through the fault proxies.
+
+        It bootstraps on the inter-broker listeners, whose metadata names those listeners
+        too (the client listener's metadata would point back at the proxies).
+        """
+        direct = ",".join(f"127.0.0.1:{n['broker_port']}" for n in self._read()["nodes"] if self._running(n))
         return AdminClient({"bootstrap.servers": direct, "log_level": 0})
+
+    @staticmethod
+    def _running(node: dict) -> bool:
+        pid = node.get("pid")
+        if not pid:
+            return False
+        try:
+            os.kill(pid, 0)
+            return Path(f"/proc/{pid}/stat").read_text().split()[2] not in ("Z", "T")
+        except (ProcessLookupError, OSError):
+            return False
 
     def is_running(self, node_id: int) -> bool:
         pid = self._node(node_id).get("pid")

@@ -78,3 +78,19 @@ def test_dropped_responses_duplicate_without_idempotence_only(cluster):
     assert len(plain) > len(expected), f"no duplicates without idempotence: {plain}"
     assert sorted(set(plain)) == sorted(expected)
     assert safe == expected, f"idempotent producer wrote {safe}"
+
+
+def test_a_fault_kata_may_kill_and_restart_nodes_under_grade(tmp_path):
+    """Through the real CLI: stopping a node on purpose is not 'the broker died', and the
+    restarted node is stopped with the run."""
+    from conftest import FIXTURES, kafka_jvms, run_grade
+
+    course = FIXTURES / "course-faults"
+    before = {line.split()[0] for line in kafka_jvms()}
+    result = run_grade("kata-01", "--solution", "--course", str(course), env={"KAFKA_KATAS_DATA": str(tmp_path)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    stub = run_grade("kata-01", "--course", str(course), env={"KAFKA_KATAS_DATA": str(tmp_path)})
+    assert stub.returncode == 1, stub.stdout + stub.stderr
+    assert "What the broker showed: []" in stub.stdout
+    leftover = {line.split()[0] for line in kafka_jvms()} - before
+    assert not leftover, f"broker JVMs left behind: {leftover}"

@@ -80,13 +80,25 @@ class LocalBroker(Broker):
     nodes: list[Node] = field(default_factory=list)
     root: Path | None = None
 
+    def _pids(self) -> list[int | None]:
+        """Current pids: checks may have restarted nodes (recorded in the control file)."""
+        if self.control_file and self.control_file.exists():
+            import json
+
+            try:
+                return [n.get("pid") for n in json.loads(self.control_file.read_text())["nodes"]]
+            except (OSError, ValueError, KeyError):
+                pass
+        return [n.process.pid if n.process and n.process.poll() is None else None for n in self.nodes]
+
     def alive(self) -> bool:
-        if any(n.process is None or n.process.poll() is not None for n in self.nodes):
-            return False
-        return metadata_answers(self.bootstrap_servers, timeout=5.0)
+        return self.process_alive() and metadata_answers(self.bootstrap_servers, timeout=5.0)
 
     def process_alive(self) -> bool:
-        return all(n.process is not None and n.process.poll() is None for n in self.nodes)
+        for node in self.nodes:  # reap our own children so their pids read as gone
+            if node.process is not None:
+                node.process.poll()
+        return all(pid is not None and _pid_running(pid) for pid in self._pids())
 
     def death_report(self) -> str:
         for node in self.nodes:
@@ -295,6 +307,19 @@ def _terminate(process: subprocess.Popen | None) -> None:
         os.killpg(process.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=10)
+
+
+def _pid_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return True
 
 
 def _kill_restarted(control_file: Path | None) -> None:

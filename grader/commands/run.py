@@ -51,7 +51,8 @@ def run_command(kata_name, solution, file_path, as_json, junit_file, gradescope_
                           next_step=f"run `grade {kata.id}` again.")
         try:
             result = run_checks(kata, path, broker.bootstrap_servers, target, timeout_s=timeout,
-                                broker_alive=broker.process_alive, cluster_file=cluster_file_of(broker))
+                                broker_alive=None if kata.faults else broker.process_alive,
+                                cluster_file=cluster_file_of(broker))
         except BrokerDied:
             died.detail = broker.death_report()
             raise died from None

@@ -41,7 +41,8 @@ def watch_command(kata_name, once, course_dir, broker_mode, bootstrap_servers):
             console.out.rule(f"{kata.id} · {time.strftime('%H:%M:%S')}")
             try:
                 result = run_checks(kata, kata.stub_path, broker.bootstrap_servers, "stub",
-                                    broker_alive=broker.process_alive, cluster_file=cluster_file_of(broker))
+                                    broker_alive=None if kata.faults else broker.process_alive,
+                                    cluster_file=cluster_file_of(broker))
             except BrokerDied:
                 raise InfraError("The Kafka broker died while watching.", detail=broker.death_report(),
                                  next_step=f"run `grade watch {kata.id}` again.") from None
