@@ -159,11 +159,12 @@ def main() -> None:
     cold = [grade_wall(["kata-01", "--solution", "-q", "--broker", "local"]) for _ in range(args.runs)]
     from grader.broker import reusable
 
-    reusable.up(lambda m: None)
+    _, started = reusable.up(lambda m: None)
     try:
         warm = [grade_wall(["kata-01", "--solution", "-q"]) for _ in range(args.runs)]
     finally:
-        reusable.down()
+        if started:  # never stop a reusable broker someone else is using
+            reusable.down()
     print(f"grade kata-01 --solution wall time, median of {args.runs}: cold (starts its broker) {median(cold):.2f}s, "
           f"warm (grade broker up) {median(warm):.2f}s")
 

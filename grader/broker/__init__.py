@@ -28,7 +28,7 @@ def start(mode: str, bootstrap_servers: str | None, progress: Progress) -> Broke
         from grader.broker.external import connect_external
 
         return connect_external(bootstrap_servers, progress)
-    if mode in ("auto", "local"):
+    if mode == "auto":  # --broker local always means a fresh broker of this run's own
         from grader.broker.reusable import running
 
         reused = running()
