@@ -1,0 +1,217 @@
+"""Hidden checks for kata-08 (rebalancing). Never shown to learners.
+
+Each check streams messages into a topic while copies of the learner's run_member() join, leave,
+die (SIGKILL right after a process() call) or freeze (SIGSTOP past the session timeout), then
+compares what every member's process() received with the topic's end offsets and the group's
+committed offsets on the broker.
+"""
+
+from _kata08_support import (
+    PARTITIONS,
+    STREAM_RATE,
+    Member,
+    Stream,
+    committed_offsets,
+    describe_dupes,
+    describe_group,
+    explain_missing,
+    stop_and_wait,
+    tally,
+    wait_all_processed,
+    wait_until,
+)
+
+from grader.checklib import explain
+
+# Fast heartbeats: members hear about a rebalance within a fraction of a second.
+HANDOVER_CONFIG = {"heartbeat.interval.ms": 300, "session.timeout.ms": 6000}  # nobody dies here: keep it safe
+FAILURE_CONFIG = {"heartbeat.interval.ms": 300, "session.timeout.ms": 3000}  # a dead member is noticed in ~3s
+BIG_BATCH = 100_000  # "commit rarely": only the revoke commits can save a handover
+SMALL_BATCH = 10
+CRASH_AFTER = 37  # 7 messages after A's third batch commit
+
+
+def test_clean_handovers_duplicate_nothing(kafka, impl_path, tmp_path):
+    """Members join and leave cleanly mid-stream: nothing is lost and nothing is processed twice."""
+    topic = kafka.create_topic(partitions=PARTITIONS)
+    group = kafka.unique("group")
+
+    def view():
+        return describe_group(kafka, group, topic)
+
+    def member(name):
+        return Member(name, impl_path, tmp_path, kafka, topic, group, BIG_BATCH, HANDOVER_CONFIG)
+
+    stream = Stream(kafka, topic).start()
+    a = member("A")
+    members = [a]
+    stopped = False
+    try:
+        did = (f"streamed {STREAM_RATE} messages/s into a {PARTITIONS}-partition topic; member A "
+               f"(commit_every={BIG_BATCH}) consumed alone")
+        wait_until(did, lambda: a.count() >= 40, "member A to process 40 messages", (a,),
+                   show=lambda: f"A processed {a.count()}; {view().describe()}")
+        early = {p: o for p, o in committed_offsets(kafka, group, topic).items() if o != "none"}
+        if early:
+            explain(did=did + ", before any member joined or left",
+                    saw=f"the group already had committed offsets {early} after A processed {a.count()} messages",
+                    expected=f"no commit yet: commit_every is {BIG_BATCH} and no partition had been revoked",
+                    nudge="commit when commit_every messages were processed since your last commit, and when "
+                    "partitions are taken away. Is something committing on its own, in the background?")
+
+        b = member("B")
+        members.append(b)
+        did += "; member B joined"
+        wait_until(did, lambda: view().settled(2) and b.count() >= 40,
+                   "the broker to show A and B sharing the partitions, and B to process 40 messages", (a, b),
+                   show=lambda: f"B processed {b.count()}; {view().describe()}")
+
+        mark = a.count()
+        stop_and_wait(did, b)
+        did += "; B left (should_stop() -> close())"
+        wait_until(did, lambda: view().settled(1) and a.count() >= mark + 40,
+                   "A to own every partition again and process 40 more messages", (a,),
+                   show=lambda: f"A processed {a.count() - mark} since; {view().describe()}")
+
+        ends = stream.stop()
+        stopped = True
+        total = sum(ends.values())
+        did += f"; the stream stopped at {total} messages"
+        wait_all_processed(did, tuple(members), ends, alive=(a,))
+
+        c = member("C")
+        members.append(c)
+        did += "; member C joined the now quiet group"
+        wait_until(did, lambda: view().settled(2), "A and C to share the partitions", (a, c),
+                   show=lambda: view().describe())
+        stop_and_wait(did, c, a)
+        did += "; C and A left"
+
+        missing, dupes, _, who = tally(tuple(members), ends)
+        if missing:
+            explain_missing(did, missing, total, committed_offsets(kafka, group, topic))
+        if dupes:
+            explain(did=did, saw=describe_dupes(dupes, who),
+                    expected="zero duplicates: after a clean handover the next owner starts exactly where the "
+                    "previous one stopped",
+                    nudge="the next owner of a partition starts at the group's committed offset. When the group "
+                    "takes partitions away from a member, what should the member do before letting go?")
+        committed = committed_offsets(kafka, group, topic)
+        if committed != ends:
+            explain(did=did, saw=f"the group's committed offsets are {committed}",
+                    expected=f"{ends} (each partition's end offset): members that leave commit what they processed",
+                    nudge="the committed offset is the offset of the next message to read. And close() takes "
+                    "partitions away too.")
+    finally:
+        if not stopped:
+            stream.stop()
+        for m in members:
+            m.close()
+
+
+def test_killed_member_duplicates_at_most_commit_every(kafka, impl_path, tmp_path):
+    """A member killed mid-stream loses nothing, and at most commit_every messages are processed twice."""
+    topic = kafka.create_topic(partitions=PARTITIONS)
+    group = kafka.unique("group")
+
+    def view():
+        return describe_group(kafka, group, topic)
+
+    a = Member("A", impl_path, tmp_path, kafka, topic, group, SMALL_BATCH, FAILURE_CONFIG, crash_after=CRASH_AFTER)
+    b = Member("B", impl_path, tmp_path, kafka, topic, group, SMALL_BATCH, FAILURE_CONFIG)
+    stream = None
+    try:
+        did = (f"started members A and B (commit_every={SMALL_BATCH}, "
+               f"session.timeout.ms={FAILURE_CONFIG['session.timeout.ms']}) on a {PARTITIONS}-partition topic")
+        wait_until(did, lambda: view().settled(2), "the broker to show A and B sharing the partitions", (a, b),
+                   show=lambda: view().describe())
+        stream = Stream(kafka, topic).start()
+        did += (f", streamed {STREAM_RATE} messages/s, and killed A (SIGKILL) right after its {CRASH_AFTER}th "
+                "process() call")
+        wait_until(did, lambda: a.ended, f"A to process {CRASH_AFTER} messages", (b,),
+                   show=lambda: f"A processed {a.count()}")
+        if not a.run.crashed_as_planned:
+            explain(did=did, saw=a.ending(), expected=f"A still running until the check kills it after its "
+                    f"{CRASH_AFTER}th message", nudge="does your member keep running while messages flow?")
+        wait_until(did, lambda: view().settled(1), "B to take over A's partitions once A's session timed out", (b,),
+                   show=lambda: view().describe())
+        mark = b.count()
+        wait_until(did, lambda: b.count() >= mark + 40, "B to process 40 messages after the takeover", (b,))
+        ends = stream.stop()
+        stream = None
+        total = sum(ends.values())
+        did += f"; the stream stopped at {total} messages"
+        wait_all_processed(did, (a, b), ends, alive=(b,))
+        stop_and_wait(did, b)
+
+        missing, dupes, _, who = tally((a, b), ends)
+        if missing:
+            explain_missing(did, missing, total, committed_offsets(kafka, group, topic))
+        if len(dupes) > SMALL_BATCH or any("A" not in who[pair] for pair in dupes):
+            explain(did=did, saw=describe_dupes(dupes, who),
+                    expected=f"at most {SMALL_BATCH} duplicates, all of them messages A processed after its last "
+                    "commit (B picks up A's partitions at A's last committed offset)",
+                    nudge=f"with commit_every={SMALL_BATCH}, how many processed-but-uncommitted messages can a member "
+                    "hold when it dies? Count from your last commit, whatever triggered it.")
+    finally:
+        if stream is not None:
+            stream.stop()
+        a.close()
+        b.close()
+
+
+def test_member_survives_losing_its_partitions(kafka, impl_path, tmp_path):
+    """A member frozen past its session timeout loses its partitions, then rejoins and keeps working."""
+    topic = kafka.create_topic(partitions=PARTITIONS)
+    group = kafka.unique("group")
+
+    def view():
+        return describe_group(kafka, group, topic)
+
+    # A big batch: when A loses its partitions it surely holds processed, uncommitted messages of
+    # them, the very thing a member is tempted to commit on the way out.
+    a = Member("A", impl_path, tmp_path, kafka, topic, group, BIG_BATCH, FAILURE_CONFIG)
+    b = Member("B", impl_path, tmp_path, kafka, topic, group, BIG_BATCH, FAILURE_CONFIG)
+    stream = None
+    try:
+        did = (f"started members A and B (commit_every={BIG_BATCH}, "
+               f"session.timeout.ms={FAILURE_CONFIG['session.timeout.ms']}) on a {PARTITIONS}-partition topic")
+        wait_until(did, lambda: view().settled(2), "the broker to show A and B sharing the partitions", (a, b),
+                   show=lambda: view().describe())
+        stream = Stream(kafka, topic).start()
+        did += f", streamed {STREAM_RATE} messages/s"
+        wait_until(did, lambda: a.count() >= 20, "A to process 20 messages", (a, b))
+        a.pause()
+        did += ", then froze A (SIGSTOP) mid-stream"
+        wait_until(did, lambda: view().settled(1), "the broker to give every partition to B once A's session timed out",
+                   (b,), show=lambda: view().describe())
+        mark = a.count()
+        a.resume()
+        did += "; once B owned every partition, thawed A (SIGCONT), whose partitions were now lost"
+        wait_until(did, lambda: view().settled(2) and a.count() >= mark + 20,
+                   "A to rejoin the group, get partitions again and process 20 new messages", (a, b),
+                   show=lambda: f"A processed {a.count() - mark} since; {view().describe()}",
+                   ended_nudge="while A was frozen, the group gave A's partitions to B. What can A still do "
+                   "with partitions that are no longer its own, and what answer does a commit for them get?")
+        ends = stream.stop()
+        stream = None
+        total = sum(ends.values())
+        did += f"; the stream stopped at {total} messages"
+        wait_all_processed(did, (a, b), ends, alive=(a, b))
+        stop_and_wait(did, a, b)
+
+        missing, _, _, _ = tally((a, b), ends)
+        if missing:
+            explain_missing(did, missing, total, committed_offsets(kafka, group, topic))
+        committed = committed_offsets(kafka, group, topic)
+        if committed != ends:
+            explain(did=did, saw=f"the group's committed offsets are {committed}",
+                    expected=f"{ends} (each partition's end offset) once both members left",
+                    nudge="close() revokes a member's partitions one last time: is what it processed since its "
+                    "last batch committed then? And after losing partitions and rejoining, does your bookkeeping "
+                    "still track the partitions the member owns now?")
+    finally:
+        if stream is not None:
+            stream.stop()
+        a.close()
+        b.close()
