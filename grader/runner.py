@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from grader import proc as proc_guard
 from grader.catalog import Kata
 from grader.errors import CourseError, InfraError
 from grader.results import CRASHED, ERROR, FAIL, PASS, SKIP, TIMEOUT, CheckResult, KataResult
@@ -61,9 +62,13 @@ def run_checks(kata: Kata, impl_path: Path, bootstrap_servers: str, target: str,
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_package_parent()), env.get("PYTHONPATH")]))
         started = time.monotonic()
         with open(output_file, "wb") as out:
-            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    env=env, cwd=str(tmpdir), start_new_session=True)
-            timed_out = _wait(proc, timeout, broker_alive)
+            proc = proc_guard.track(subprocess.Popen(proc_guard.guarded(cmd), stdout=out, stderr=subprocess.STDOUT,
+                                                     stdin=subprocess.DEVNULL, env=env, cwd=str(tmpdir),
+                                                     start_new_session=True))
+            try:
+                timed_out = _wait(proc, timeout, broker_alive)
+            finally:
+                proc_guard.untrack(proc)
         duration = time.monotonic() - started
         events = _read_events(results_file)
         output = _tail(output_file)

@@ -210,3 +210,19 @@ def test_a_port_taken_meanwhile_is_retried_on_other_ports(monkeypatch):
     finally:
         broker.stop()
         squatter.close()
+
+
+def test_a_sigkilled_grader_leaves_no_broker_and_no_learner_code():
+    """No cleanup code runs after SIGKILL: the kernel must take the children down (setpriv --pdeathsig)."""
+    run = GradeProcess("kata-01", "--course", str(OK_COURSE), "--file", HANG, "--timeout", "60", "--broker", "local")
+    run.wait_for_line("Running the hidden checks")
+    out = subprocess.run(["ps", "-ww", "-eo", "pid,ppid,args"], capture_output=True, text=True).stdout
+    children = [int(c[0]) for c in (line.split(None, 2) for line in out.splitlines()[1:]) if c[1] == str(run.proc.pid)]
+    assert len(children) >= 2  # the broker JVM and the check run
+    run.proc.kill()
+    run.proc.wait(timeout=10)
+    deadline = time.monotonic() + 15
+    while any(Path(f"/proc/{pid}").exists() for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = [pid for pid in children if Path(f"/proc/{pid}").exists()]
+    assert not alive, f"children {alive} outlived a SIGKILLed grader"

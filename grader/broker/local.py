@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from grader import proc as proc_guard
 from grader.broker import jars, warmup
 from grader.broker.base import Broker, Progress, metadata_answers
 from grader.errors import InfraError
@@ -141,7 +142,8 @@ class LocalBroker(Broker):
             self.root = None
 
 
-def start_local(progress: Progress, node_count: int = 1, proxy: bool = False) -> LocalBroker:
+def start_local(progress: Progress, node_count: int = 1, proxy: bool = False, detached: bool = False) -> LocalBroker:
+    """Start a local broker (or cluster). detached: it may outlive this process (`grade broker up`)."""
     java = jars.java_executable()
     classpath = jars.kafka_classpath(progress)
     archive = warmup.cds_archive(java, classpath)
@@ -150,7 +152,7 @@ def start_local(progress: Progress, node_count: int = 1, proxy: bool = False) ->
     progress(f"Starting a local Kafka broker ({node_count} node{'s' if node_count > 1 else ''}) on 127.0.0.1…")
     started = time.monotonic()
     for attempt in range(PORT_ATTEMPTS):
-        broker = _launch(java, classpath, node_count, warmup.cds_flags(archive), proxy)
+        broker = _launch(java, classpath, node_count, warmup.cds_flags(archive), proxy, detached)
         try:
             _wait_ready(broker)
             break
@@ -168,7 +170,8 @@ def start_local(progress: Progress, node_count: int = 1, proxy: bool = False) ->
     return broker
 
 
-def _launch(java: str, classpath: str, node_count: int, extra_flags: list[str], proxy: bool = False) -> LocalBroker:
+def _launch(java: str, classpath: str, node_count: int, extra_flags: list[str], proxy: bool = False,
+            detached: bool = False) -> LocalBroker:
     """Prepare storage for every node and spawn the JVMs (without waiting for readiness).
 
     With proxy, each node advertises a port of its own for a fault proxy (grader/faultproxy.py)
@@ -196,7 +199,8 @@ def _launch(java: str, classpath: str, node_count: int, extra_flags: list[str], 
         for node in nodes:
             node.command = [*common[:1], *extra_flags, *common[1:], f"-Dkafka.logs.dir={node.workdir}",
                             "kafka.Kafka", str(config_path(node))]
-            node.process = _spawn(node.command, node.log_path)
+            # Unless detached, the JVM dies with the grader even if the grader is SIGKILLed.
+            node.process = _spawn(node.command if detached else proc_guard.guarded(node.command), node.log_path)
         broker.write_control_file()
     except BaseException:
         broker.stop()

@@ -87,7 +87,7 @@ def up(progress: Progress) -> tuple[ReusedBroker, bool]:
         return existing, False
     from grader.broker.local import start_local
 
-    broker = start_local(progress)
+    broker = start_local(progress, detached=True)
     node = broker.nodes[0]
     state = {"pids": [n.process.pid for n in broker.nodes], "bootstrap_servers": broker.bootstrap_servers,
              "root": str(broker.root), "log": str(node.log_path), "kafka_version": KAFKA_VERSION,

@@ -1,0 +1,46 @@
+"""Child processes that never outlive the grader.
+
+A grader killed by SIGKILL (an OOM kill, a closed terminal, a CI timeout) runs no
+cleanup code. On Linux, `setpriv --pdeathsig KILL` (util-linux, on every Debian-like
+system) makes the kernel kill a child the moment its parent dies; elsewhere the normal
+teardown is all there is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+
+_SETPRIV = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+_ACTIVE: set[subprocess.Popen] = set()
+_LOCK = threading.Lock()
+
+
+def guarded(cmd: list[str]) -> list[str]:
+    """cmd, prefixed so the process dies with its parent (when the platform allows)."""
+    return [_SETPRIV, "--pdeathsig", "KILL", *cmd] if _SETPRIV else list(cmd)
+
+
+def track(proc: subprocess.Popen) -> subprocess.Popen:
+    with _LOCK:
+        _ACTIVE.add(proc)
+    return proc
+
+
+def untrack(proc: subprocess.Popen) -> None:
+    with _LOCK:
+        _ACTIVE.discard(proc)
+
+
+def kill_all() -> None:
+    """Ctrl-C with validations running in worker threads: stop every check run still going."""
+    with _LOCK:
+        procs = list(_ACTIVE)
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
