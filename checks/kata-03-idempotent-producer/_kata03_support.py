@@ -1,0 +1,228 @@
+"""Helpers for the kata-03 checks: drive the learner's publisher, and ask the broker which producers wrote.
+
+The Python client never shows a record batch's producer id or sequence number, so
+`describe_producers` speaks the Kafka protocol itself: one DescribeProducers request (API key
+61, KIP-664, the request behind `kafka-transactions.sh describe-producers`) to the partition's
+leader. The broker answers with the producers it tracks for that partition: only idempotent (or
+transactional) producers have an id and sequence numbers, so a plain producer leaves no entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import socket
+import struct
+import time
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from grader.checklib import QUIET, explain
+
+DESCRIBE_PRODUCERS = 61  # api key; version 0 is "flexible" (compact strings, tagged fields)
+
+
+@dataclass
+class ActiveProducer:
+    producer_id: int
+    epoch: int
+    last_sequence: int
+
+
+def _uvarint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _compact_string(text: str) -> bytes:
+    data = text.encode("utf-8")
+    return _uvarint(len(data) + 1) + data
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < size:
+        chunk = sock.recv(size - len(buf))
+        if not chunk:
+            raise ConnectionError("the broker closed the connection mid-response")
+        buf += chunk
+    return bytes(buf)
+
+
+class _Reader:
+    def __init__(self, data: bytes):
+        self.buf = io.BytesIO(data)
+
+    def _take(self, fmt: str):
+        size = struct.calcsize(fmt)
+        return struct.unpack(fmt, self.buf.read(size))[0]
+
+    def int16(self) -> int:
+        return self._take(">h")
+
+    def int32(self) -> int:
+        return self._take(">i")
+
+    def int64(self) -> int:
+        return self._take(">q")
+
+    def uvarint(self) -> int:
+        shift = value = 0
+        while True:
+            byte = self.buf.read(1)[0]
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return value
+
+    def compact_string(self) -> str | None:
+        n = self.uvarint()
+        return None if n == 0 else self.buf.read(n - 1).decode("utf-8", "replace")
+
+    def count(self) -> int:  # compact array length
+        return self.uvarint() - 1
+
+    def tags(self) -> None:
+        for _ in range(self.uvarint()):
+            self.uvarint()
+            self.buf.read(self.uvarint())
+
+
+def describe_producers(host: str, port: int, topic: str, partitions: list[int],
+                       timeout: float = 10.0) -> dict[int, list[ActiveProducer]]:
+    """Active producers per partition, as the partition leader at host:port tracks them."""
+    body = (_uvarint(2) + _compact_string(topic) + _uvarint(len(partitions) + 1)
+            + b"".join(struct.pack(">i", p) for p in partitions) + b"\x00" + b"\x00")
+    client_id = b"kata03-checks"
+    header = struct.pack(">hhih", DESCRIBE_PRODUCERS, 0, 3, len(client_id)) + client_id + b"\x00"
+    request = header + body
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(struct.pack(">i", len(request)) + request)
+        size = struct.unpack(">i", _recv_exactly(sock, 4))[0]
+        r = _Reader(_recv_exactly(sock, size))
+    r.int32()  # correlation id
+    r.tags()
+    r.int32()  # throttle time
+    out: dict[int, list[ActiveProducer]] = {}
+    for _ in range(r.count()):
+        r.compact_string()
+        for _ in range(r.count()):
+            partition, error, message = r.int32(), r.int16(), r.compact_string()
+            producers = []
+            for _ in range(r.count()):
+                pid, epoch, last_seq = r.int64(), r.int32(), r.int32()
+                r.int64(), r.int32(), r.int64()  # last timestamp, coordinator epoch, txn start offset
+                r.tags()
+                producers.append(ActiveProducer(pid, epoch, last_seq))
+            r.tags()
+            if error:
+                raise KafkaException(f"DescribeProducers for {topic}[{partition}] failed: error {error} {message}")
+            out[partition] = producers
+        r.tags()
+    return out
+
+
+def producers_on(kafka, topic: str) -> dict[int, list[ActiveProducer]]:
+    """Ask each partition's leader which producers it tracks for that partition."""
+    md = kafka.admin.list_topics(topic, timeout=10)
+    by_leader: dict[int, list[int]] = {}
+    for p, pmd in md.topics[topic].partitions.items():
+        by_leader.setdefault(pmd.leader, []).append(p)
+    out: dict[int, list[ActiveProducer]] = {}
+    for leader, parts in by_leader.items():
+        broker = md.brokers[leader]
+        out.update(describe_producers(broker.host, broker.port, topic, sorted(parts)))
+    return out
+
+
+class Watermarks:
+    """A reader that is connected before the learner's close() runs, so it can look at once afterwards."""
+
+    def __init__(self, kafka, topic: str, partitions: int):
+        self.topic, self.partitions = topic, partitions
+        self.consumer = Consumer({"bootstrap.servers": kafka.bootstrap_servers, "group.id": kafka.unique("hwm"),
+                                  "enable.auto.commit": False, **QUIET})
+        self.total()  # connect and learn the leaders now, not after close()
+
+    def total(self) -> int:
+        ends = 0
+        for p in range(self.partitions):
+            for attempt in range(50):
+                try:
+                    ends += self.consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=5,
+                                                                cached=False)[1]
+                    break
+                except KafkaException:
+                    if attempt == 49:
+                        raise
+                    time.sleep(0.1)
+        return ends
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.consumer.close()
+
+
+def open_publisher(impl, bootstrap_servers: str, config: dict):
+    try:
+        return impl.ReliablePublisher(bootstrap_servers, config=dict(config))
+    except Exception as exc:
+        explain(did=f"created ReliablePublisher(bootstrap, config={config})",
+                saw=f"it raised {type(exc).__name__}: {exc}",
+                expected="a publisher ready to take records",
+                nudge="librdkafka refuses contradictory settings at construction time (e.g. idempotence with "
+                "acks other than all). Which settings does an idempotent producer need?")
+        raise  # unreachable: explain() fails the check
+
+
+def publish_all(publisher, records: list[tuple[str, str, str]]) -> None:
+    for topic, key, value in records:
+        try:
+            publisher.publish(topic, key, value)
+        except Exception as exc:
+            explain(did=f"called publish({topic!r}, {key!r}, <{len(value)} chars>)",
+                    saw=f"it raised {type(exc).__name__}: {exc}",
+                    expected="publish() queues the record and returns; delivery problems are reported by close()",
+                    nudge="a delivery failure is only known later, in a delivery report. publish() itself should "
+                    "not wait for it or raise because of it.")
+
+
+def close_publisher(publisher, timeout: float) -> tuple[list, float]:
+    started = time.monotonic()
+    try:
+        failures = publisher.close(timeout)
+    except Exception as exc:
+        explain(did=f"called close({timeout})",
+                saw=f"it raised {type(exc).__name__}: {exc}",
+                expected="close() returns the list of records that could not be delivered (empty when all were)",
+                nudge="the contract reports failures as close()'s return value, not as an exception.")
+        raise  # unreachable
+    elapsed = time.monotonic() - started
+    if not isinstance(failures, list | tuple):
+        explain(did=f"called close({timeout})", saw=f"it returned {failures!r:.120}",
+                expected="a list of (topic, key, reason) tuples, [] when everything was delivered",
+                nudge="close() is the one place the caller learns what did not arrive.")
+    return list(failures), elapsed
+
+
+def failed_pairs(failures: list) -> list[tuple[str, str]]:
+    """(topic, key) of each reported failure, whatever else the tuple holds."""
+    pairs = []
+    for item in failures:
+        try:
+            topic, key = item[0], item[1]
+        except (TypeError, IndexError, KeyError):
+            explain(did="read the list close() returned", saw=f"an entry {item!r:.120}",
+                    expected="each entry a (topic, key, reason) tuple")
+        if isinstance(key, bytes):
+            key = key.decode("utf-8", "replace")
+        pairs.append((topic, key))
+    return pairs
