@@ -26,6 +26,13 @@ def progress(message: str) -> None:
         err.print(f"[dim]› {message}[/dim]", markup=True, highlight=False)
 
 
+def spinner(message: str):
+    """A spinner on stderr while something slow happens (rich shows it only on a terminal)."""
+    import contextlib
+
+    return contextlib.nullcontext() if _quiet else err.status(f"[dim]{message}[/dim]", spinner="dots")
+
+
 def error(exc: GraderError) -> None:
     from rich.markup import escape
 

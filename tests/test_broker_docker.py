@@ -44,7 +44,7 @@ def test_container_env_matches_the_local_broker():
 
 def test_compose_file_uses_the_same_version_and_settings():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    service = compose["services"]["kafka"]
+    service = compose["services"]["kafka"]  # the default (no profile) single broker
     assert service["image"] == f"apache/kafka:{KAFKA_VERSION}" == docker.IMAGE
     assert service["ports"] == ["127.0.0.1:9092:9092"]  # loopback only
     env = {k: str(v) for k, v in service["environment"].items()}
@@ -81,3 +81,17 @@ def test_auto_skips_docker_without_a_daemon(monkeypatch, tmp_path):
     assert broker.start("auto", None, lambda m: None) == "L"
     assert chosen == ["local"]
     assert Path(tmp_path / "empty-cache").exists() is False
+
+
+def test_compose_cluster_profile_has_three_voters_on_loopback():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    nodes = {name: svc for name, svc in compose["services"].items() if "cluster" in svc.get("profiles", [])}
+    assert sorted(nodes) == ["kafka-1", "kafka-2", "kafka-3"]
+    ids = sorted(int(svc["environment"]["KAFKA_NODE_ID"]) for svc in nodes.values())
+    assert ids == [1, 2, 3]
+    voters = {svc["environment"]["KAFKA_CONTROLLER_QUORUM_VOTERS"] for svc in nodes.values()}
+    assert voters == {"1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093"}
+    for svc in nodes.values():
+        assert all(p.startswith("127.0.0.1:") for p in svc["ports"])
+        assert svc["image"] == docker.IMAGE
+        assert str(svc["environment"]["KAFKA_MIN_INSYNC_REPLICAS"]) == "2"

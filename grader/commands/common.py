@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import click
@@ -34,8 +35,14 @@ def open_course(course_dir: Path | None) -> Course:
     return load_course(root)
 
 
+@contextlib.contextmanager
 def obtain_broker(mode: str, bootstrap_servers: str | None):
-    return brokers.obtain(mode, bootstrap_servers, console.progress)
+    with console.spinner("Getting a Kafka broker ready…"):
+        broker = brokers.start(mode, bootstrap_servers, console.progress)
+    try:
+        yield broker
+    finally:
+        broker.stop()
 
 
 def _complete_kata(ctx, param, incomplete):
@@ -52,8 +59,14 @@ def kata_argument(f):
     return click.argument("kata_name", metavar="KATA", shell_complete=_complete_kata)(f)
 
 
+@contextlib.contextmanager
 def obtain_broker_for(kata, mode: str, bootstrap_servers: str | None):
-    return brokers.obtain_for(kata, mode, bootstrap_servers, console.progress)
+    with console.spinner("Getting a Kafka broker ready…"):
+        broker = brokers.start_for(kata, mode, bootstrap_servers, console.progress)
+    try:
+        yield broker
+    finally:
+        broker.stop()
 
 
 def cluster_file_of(broker):
