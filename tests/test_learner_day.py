@@ -105,9 +105,10 @@ def test_html_report_is_self_contained_and_escaped(grade, course, tmp_path):
     assert 'id="mastery-chart"' in html and "<link" not in html and "src=" not in html
 
 
-def test_watch_regrades_on_save_and_stops_on_ctrl_c(course, tmp_path, bootstrap):
+@pytest.mark.parametrize("mechanism", ["events", "poll"])
+def test_watch_regrades_on_save_and_stops_on_ctrl_c(course, tmp_path, bootstrap, mechanism):
     env = {**os.environ, "NO_COLOR": "1", "KAFKA_KATAS_DATA": str(tmp_path / "data"),
-           "KAFKA_BOOTSTRAP_SERVERS": bootstrap}
+           "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KAFKA_KATAS_WATCH": mechanism}
     proc = subprocess.Popen([sys.executable, "-m", "grader", "watch", "kata-01", "--course", str(course)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     lines = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -14,12 +15,36 @@ from grader.errors import InfraError
 from grader.progress import ProgressStore, next_kata
 from grader.runner import BrokerDied, run_checks
 
-POLL_S = 0.5  # mtime polling: works on every OS and editor (atomic saves included)
+POLL_S = 0.5  # the fallback: mtime polling works on every OS, editor and file system
 
 
 def _snapshot(kata: Kata) -> dict[Path, float]:
     files = [p for p in kata.kata_dir.rglob("*.py")]
     return {p: p.stat().st_mtime_ns for p in files if p.exists()}
+
+
+def _wait_for_save(kata: Kata, seen: dict[Path, float]) -> dict[Path, float]:
+    """Block until a .py file in the kata folder changes; returns the new snapshot.
+
+    OS file events (watchfiles: inotify, FSEvents, ...) when available, else polling
+    (also forced with KAFKA_KATAS_WATCH=poll, e.g. on network file systems).
+    """
+    if os.environ.get("KAFKA_KATAS_WATCH") != "poll":
+        try:
+            from watchfiles import watch
+        except ImportError:
+            watch = None
+        if watch is not None:
+            # yield_on_timeout: compare snapshots every 0.5 s too, so a save made before the
+            # watcher was listening (right after the last report) is never missed.
+            for _ in watch(kata.kata_dir, watch_filter=lambda change, path: path.endswith(".py"),
+                           debounce=300, rust_timeout=500, yield_on_timeout=True):
+                current = _snapshot(kata)
+                if current != seen:
+                    return current
+    while (current := _snapshot(kata)) == seen:
+        time.sleep(POLL_S)
+    return current
 
 
 @click.command("watch")
@@ -53,6 +78,4 @@ def watch_command(kata_name, once, course_dir, broker_mode, bootstrap_servers):
                 raise SystemExit(result.exit_code)
             console.out.print(f"[dim]Watching katas/{kata.dir_name}/ — save a file to grade again, Ctrl-C to stop."
                               "[/dim]")
-            while (current := _snapshot(kata)) == seen:
-                time.sleep(POLL_S)
-            seen = current
+            seen = _wait_for_save(kata, seen)
