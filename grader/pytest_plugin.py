@@ -27,6 +27,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--kata-results", help="write per-check verdicts (JSON lines) to this file")
     group.addoption("--kata-run-id", default="", help="prefix for topic/group names of this run")
     group.addoption("--kata-cluster", help="node-control file of a local cluster (katas with brokers: 3 / faults)")
+    group.addoption("--kata-only", help="run only the check of this exact name (validation of a known-bad fixture)")
 
 
 class _Recorder:
@@ -49,6 +50,16 @@ _DOCS: dict[str, str] = {}
 def pytest_configure(config: pytest.Config) -> None:
     global _RECORDER
     _RECORDER = _Recorder(config.getoption("--kata-results"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # An exact name, unlike -k, which would also select every check whose name merely contains it.
+    only = config.getoption("--kata-only")
+    if only:
+        chosen = {i for i in items if only in (i.name, getattr(i, "originalname", None))}
+        keep = [i for i in items if i in chosen]
+        config.hook.pytest_deselected(items=[i for i in items if i not in chosen])
+        items[:] = keep
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:

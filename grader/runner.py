@@ -34,7 +34,8 @@ class BrokerDied(Exception):
 
 def run_checks(kata: Kata, impl_path: Path, bootstrap_servers: str, target: str,
                timeout_s: float | None = None, run_id: str | None = None,
-               broker_alive: Callable[[], bool] | None = None, cluster_file: Path | None = None) -> KataResult:
+               broker_alive: Callable[[], bool] | None = None, cluster_file: Path | None = None,
+               only: str | None = None) -> KataResult:
     impl_path = Path(impl_path)
     if not impl_path.is_file():
         raise CourseError(f"The file to grade does not exist: {impl_path}.",
@@ -58,6 +59,8 @@ def run_checks(kata: Kata, impl_path: Path, bootstrap_servers: str, target: str,
                f"--kata-results={results_file}", f"--kata-run-id={run_id or uuid.uuid4().hex[:6]}"]
         if cluster_file:
             cmd.append(f"--kata-cluster={cluster_file}")
+        if only:
+            cmd.append(f"--kata-only={only}")
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_package_parent()), env.get("PYTHONPATH")]))
         started = time.monotonic()

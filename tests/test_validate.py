@@ -7,6 +7,7 @@ regenerate them with UPDATE_GOLDEN=1 after an intended wording change.
 import json
 import os
 import shutil
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,18 @@ def test_the_healthy_course_validates(course, bootstrap, tmp_path):
     assert report["katas"][0]["notes"] == ["known-bad wrong_value.py caught by test_value_arrives"]
     junit = (tmp_path / "v.xml").read_text()
     assert 'classname="kata-01.solution"' in junit and 'classname="kata-01.known-bad:wrong_value.py"' in junit
+
+
+def test_a_known_bad_fixture_runs_only_the_check_that_must_catch_it(course, bootstrap, tmp_path):
+    text = (course / CHECKS / "test_echo.py").read_text()
+    write(course, CHECKS / "test_echo.py", text + '\n\ndef test_second(kafka):\n    """A second check."""\n')
+    result = validate(course, bootstrap, "--junit", str(tmp_path / "v.xml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    cases = ET.parse(tmp_path / "v.xml").getroot().iter("testcase")
+    ran = sorted((c.get("classname").split(".", 1)[1], c.get("name")) for c in cases)
+    assert ran == [("known-bad:wrong_value.py", "test_value_arrives"),
+                   ("solution", "test_second"), ("solution", "test_value_arrives"),
+                   ("stub", "test_second"), ("stub", "test_value_arrives")]
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
