@@ -27,13 +27,14 @@ from grader.proc import guarded
 QUIET = {"log_level": 0}  # librdkafka's own log lines would drown the report
 
 
-def explain(did: str, saw: str, expected: str, nudge: str = "") -> None:
+def explain(did: str, saw: str, expected: str, nudge: str = "", seen_in: str = "the broker") -> None:
     """Fail the current check with a message a learner can act on.
 
-    did: what the check did (the call); saw: what the broker showed; expected: what
-    the check needed; nudge: points toward the concept, never the answer.
+    did: what the check did (the call); saw: what `seen_in` showed (the broker, unless the
+    evidence came from elsewhere: "the database", "your function's return value"); expected:
+    what the check needed; nudge: points toward the concept, never the answer.
     """
-    lines = [f"What the check did: {did}", f"What the broker showed: {saw}", f"Expected: {expected}"]
+    lines = [f"What the check did: {did}", f"What {seen_in} showed: {saw}", f"Expected: {expected}"]
     if nudge:
         lines.append(f"Think about: {nudge}")
     pytest.fail("\n".join(lines), pytrace=False)
@@ -211,16 +212,19 @@ class ChildRun:
 
     Add "checkpoint" to callbacks (and crash_after_checkpoint=N) to give the learner a
     checkpoint(label) callback the contract places between two steps: a crash there, every time.
+    With hold_at=N, the N-th process() call never returns: it writes the record's position to
+    run.hold_file and waits, so the check can look at the broker mid-processing, then kill().
     """
 
     def __init__(self, impl_path, function: str, kwargs: dict, workdir, crash_after: int | None = None,
                  callbacks: tuple[str, ...] = ("process", "should_stop"), name: str = "child",
-                 crash_after_checkpoint: int | None = None):
+                 crash_after_checkpoint: int | None = None, hold_at: int | None = None):
         self.dir = Path(workdir) / f"{name}-{uuid.uuid4().hex[:6]}"
         self.dir.mkdir(parents=True)
         self.spec = {"impl": str(impl_path), "function": function, "kwargs": kwargs,
                      "crash_after": crash_after, "callbacks": list(callbacks),
                      "crash_after_checkpoint": crash_after_checkpoint,
+                     "hold_at": hold_at, "hold_file": str(self.dir / "hold.json"),
                      "records_file": str(self.dir / "records.jsonl"), "stop_file": str(self.dir / "stop"),
                      "error_file": str(self.dir / "error.json"), "result_file": str(self.dir / "result.json")}
         (self.dir / "spec.json").write_text(json.dumps(self.spec))
@@ -229,6 +233,10 @@ class ChildRun:
         self.proc = subprocess.Popen(guarded([sys.executable, "-m", "grader.child", str(self.dir / "spec.json")]),
                                      stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    @property
+    def hold_file(self) -> Path:
+        return Path(self.spec["hold_file"])
 
     def stop(self) -> None:
         """Ask politely: the learner's should_stop() callback starts returning True."""

@@ -16,8 +16,11 @@ import json
 import os
 import signal
 import sys
+import time
 import traceback
 from pathlib import Path
+
+HOLD_LIMIT_S = 300.0  # a check kills a held child long before this; never outlive a forgotten check
 
 
 def _record_line(msg) -> dict:
@@ -30,14 +33,35 @@ def _record_line(msg) -> dict:
     return {"value": msg if isinstance(msg, (str, int, float, bool, type(None), list, dict)) else repr(msg)}
 
 
+def _hold(msg, hold_file: Path) -> None:
+    """The crash point *inside* processing: say which record is held, wait, and let the check
+    watch the broker (what did the consumer commit meanwhile?) before it SIGKILLs us. The held
+    record is never recorded as processed: its processing never finished."""
+    held = {k: v for k, v in _record_line(msg).items() if k in ("partition", "offset")}
+    if not held:
+        held = {"not_a_message": repr(msg)[:200]}
+    tmp = hold_file.with_name(hold_file.name + ".tmp")
+    tmp.write_text(json.dumps(held))
+    tmp.replace(hold_file)  # atomic: the check never reads half a file
+    deadline = time.monotonic() + HOLD_LIMIT_S
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 def build_callbacks(spec: dict) -> dict:
     records = Path(spec["records_file"])
     crash_after = spec.get("crash_after")
+    hold_at = spec.get("hold_at")
     stop_file = Path(spec["stop_file"])
     count = 0
+    calls = 0
 
     def process(msg) -> None:
-        nonlocal count
+        nonlocal count, calls
+        calls += 1
+        if calls == hold_at:
+            _hold(msg, Path(spec["hold_file"]))  # never returns
         with records.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps({**_record_line(msg), "pid": os.getpid()}) + "\n")
             fh.flush()

@@ -5,7 +5,8 @@ records, kills it (SIGKILL) right after a process() call or in the middle of one
 and compares what process() received in both runs with the group's committed offsets on the broker.
 """
 
-from _kata04_support import (
+from grader.checklib import explain
+from grader.commitkit import (
     HOLD_S,
     PARTITIONS,
     Committed,
@@ -25,10 +26,9 @@ from _kata04_support import (
     watch_while_held,
 )
 
-from grader.checklib import explain
-
 CRASH_AFTER = 10
 HOLD_AT = 11
+FUNCTION = "consume"  # the contract of kata-04's stub
 
 
 def _check_final_commit(watcher, ends, did):
@@ -48,7 +48,7 @@ def test_clean_run_commits_what_it_processed(kafka, impl_path, tmp_path):
     watcher = Committed(kafka, group, topic)
     did = (f"ran consume() in a child process on a {PARTITIONS}-partition topic holding {total(ends)} records, "
            "waited until process() had seen them all, then made should_stop() return True")
-    run = start(impl_path, tmp_path, kafka, topic, group, "clean")
+    run = start(impl_path, tmp_path, kafka, topic, group, "clean", FUNCTION)
     try:
         finish(run, all_records(ends), [], did)
         records = processed(run, did)
@@ -72,7 +72,7 @@ def test_restart_after_crash_resumes_at_last_commit(kafka, impl_path, tmp_path):
     watcher = Committed(kafka, group, topic)
     did = (f"ran consume() in a child process on {total(ends)} records in {PARTITIONS} partitions and SIGKILLed it "
            f"right after its {CRASH_AFTER}th process() call returned, before any more of your code ran")
-    first = start(impl_path, tmp_path, kafka, topic, group, "first", crash_after=CRASH_AFTER)
+    first = start(impl_path, tmp_path, kafka, topic, group, "first", FUNCTION, crash_after=CRASH_AFTER)
     try:
         wait_crash(first, CRASH_AFTER, did)
         before = processed(first, did)
@@ -109,7 +109,7 @@ def test_restart_after_crash_resumes_at_last_commit(kafka, impl_path, tmp_path):
                 "the broker. When does your code commit?")
 
     did_restart = did + ", then started consume() again with the same group id"
-    second = start(impl_path, tmp_path, kafka, topic, group, "second")
+    second = start(impl_path, tmp_path, kafka, topic, group, "second", FUNCTION)
     try:
         finish(second, all_records(ends), before, did_restart)
         again = processed(second, did_restart)
@@ -145,7 +145,7 @@ def test_crash_mid_processing_loses_nothing(kafka, impl_path, tmp_path):
            f"{HOLD_AT}th process() call did not return: it kept the record 'in processing' for up to "
            f"{HOLD_S:.1f}s while the check watched the group's committed offsets, then the consumer was SIGKILLed "
            "mid-processing")
-    first, hold_file = start_holding(impl_path, tmp_path, kafka, topic, group, "first", HOLD_AT)
+    first, hold_file = start_holding(impl_path, tmp_path, kafka, topic, group, "first", FUNCTION, HOLD_AT)
     try:
         partition, offset = wait_hold(first, hold_file, HOLD_AT, did)
         at_kill = watch_while_held(watcher, partition, offset, HOLD_S)
@@ -163,7 +163,7 @@ def test_crash_mid_processing_loses_nothing(kafka, impl_path, tmp_path):
                 "every way an offset can get committed, including ones librdkafka does on its own.")
 
     did_restart = did + "; then started consume() again with the same group id"
-    second = start(impl_path, tmp_path, kafka, topic, group, "second")
+    second = start(impl_path, tmp_path, kafka, topic, group, "second", FUNCTION)
     try:
         finish(second, all_records(ends), before, did_restart)
         again = processed(second, did_restart)

@@ -10,7 +10,8 @@ The two crash points tell the semantics apart:
     at-least-once (commit after)   the record is repeated         the record is processed again
 """
 
-from _kata05_support import (
+from grader.checklib import explain
+from grader.commitkit import (
     HOLD_S,
     PARTITIONS,
     Committed,
@@ -28,8 +29,6 @@ from _kata05_support import (
     wait_hold,
     watch_while_held,
 )
-
-from grader.checklib import explain
 
 AT_MOST_ONCE = "consume_at_most_once"
 AT_LEAST_ONCE = "consume_at_least_once"
