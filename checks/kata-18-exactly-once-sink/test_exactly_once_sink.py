@@ -6,11 +6,14 @@ kill the sink with SIGKILL in the middle of a record, and hand it a database res
 backup while Kafka's committed offsets say something else.
 """
 
+import json
+
 import pytest
 from _kata18_support import (
     PARTITIONS,
     call_text,
     db_offsets,
+    db_rows,
     produce_payments,
     restore_database,
     settle,
@@ -107,6 +110,7 @@ def test_sigkill_loses_and_duplicates_nothing(kafka, impl_path, tmp_path):
         wait_for_crash(first, 7, did)
     finally:
         first.close()
+    committed_early = _committed_before_process(first, db_path)
     second = start_sink(impl_path, tmp_path, kafka, stream, db_path, crash_after=11, name="second")
     try:
         wait_for_crash(second, 11, did)
@@ -127,6 +131,32 @@ def test_sigkill_loses_and_duplicates_nothing(kafka, impl_path, tmp_path):
         explain(did=did + ", then read the kafka_offsets table",
                 saw=f"the database's next_offset per partition: {stored or 'no rows'}",
                 expected=f"{stream.ends}", nudge="the stored offset must move with every row.")
+    if committed_early:
+        explain(did=did.split(", restarted")[0] + ", then opened the database file",
+                saw=f"the row of {committed_early}, the record process() was called for when the sink died, was "
+                "already committed",
+                expected="process(msg) called after the record's row is inserted and before the transaction "
+                "holding that row (and its offset) commits, so no committed row can lack its offset",
+                nudge="if everything is committed before process(), where in your code could a crash still fall "
+                "between the row and its offset?", seen_in="the database")
+
+
+def _committed_before_process(run, db_path) -> str:
+    """The record the crash hit, if its row was already committed (else "").
+
+    The contract puts process() between the row's INSERT and its transaction's commit, so the kill
+    lands where a split (row and offset committed separately) would lose or duplicate. A row already
+    committed when process() ran means the crash point was dodged, not survived.
+    """
+    records = run.records()
+    try:
+        held = records[-1]
+        payment_id = json.loads(held["value"])["payment_id"]
+    except (IndexError, KeyError, TypeError, ValueError):
+        return ""  # process() got no payment: the other checks say so in their own words
+    if any(row[0] == payment_id for row in db_rows(db_path)):
+        return f"{payment_id} (partition {held['partition']} offset {held['offset']})"
+    return ""
 
 
 def test_database_offsets_win_over_kafka(kafka, impl_path, tmp_path):
