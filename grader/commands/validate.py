@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import click
 
+from grader import broker as brokers
 from grader import console
 from grader.commands.common import (
     broker_options,
     cluster_file_of,
     course_option,
     obtain_broker,
-    obtain_broker_for,
     open_course,
     quiet_option,
 )
@@ -49,16 +50,24 @@ def validate_command(kata_names, all_katas, lint_only, jobs, as_json, junit_file
         problems = {k.id: lint(k, course) for k in katas}
         _print_lint(problems, as_json)
         raise SystemExit(EXIT_FAIL if any(problems.values()) else EXIT_PASS)
-    validations = []
     shared = [k for k in katas if not k.needs_own_cluster]
     own = [k for k in katas if k.needs_own_cluster]
-    if shared:
-        # Threads are enough: each validation waits on its own pytest subprocesses.
-        with obtain_broker(broker_mode, bootstrap_servers) as broker, ThreadPoolExecutor(max_workers=jobs) as pool:
-            validations += list(pool.map(lambda k: _validate_on(k, course, broker, as_json), shared))
-    for kata in own:  # several brokers or fault control: a cluster of its own
-        with obtain_broker_for(kata, broker_mode, None if broker_mode == "auto" else bootstrap_servers) as broker:
-            validations.append(_validate_on(kata, course, broker, as_json))
+    order = {k.id: n for n, k in enumerate(katas)}
+    # Threads are enough: each validation waits on its own pytest subprocesses, mostly for the
+    # broker. Katas with a cluster of their own start it inside their job and go first: they are
+    # the longest, so the pool does not end with one of them running alone.
+    own_servers = None if broker_mode == "auto" else bootstrap_servers
+    with contextlib.ExitStack() as stack:
+        broker = stack.enter_context(obtain_broker(broker_mode, bootstrap_servers)) if shared else None
+        pool = stack.enter_context(ThreadPoolExecutor(max_workers=jobs))
+        futures = [pool.submit(_validate_own, k, course, broker_mode, own_servers, as_json) for k in own]
+        futures += [pool.submit(_validate_on, k, course, broker, as_json) for k in shared]
+        try:
+            validations = sorted((f.result() for f in futures), key=lambda v: order[v.kata.id])
+        except BaseException:  # a dead broker or Ctrl-C: report it now, do not start the katas still queued
+            for f in futures:
+                f.cancel()
+            raise
     if junit_file:
         junit_file.write_text(junit_xml([r for v in validations for r in v.runs], "kafka-katas-validate"))
     if as_json:
@@ -75,6 +84,12 @@ def validate_command(kata_names, all_katas, lint_only, jobs, as_json, junit_file
         console.out.print(f"[bold red]{len(bad)} of {len(validations)} katas failed validation:[/bold red] "
                           f"{', '.join(bad)}\nNext: fix the problems above, then run `grade validate {bad[0]}`.")
     raise SystemExit(EXIT_PASS if all(v.ok for v in validations) else EXIT_FAIL)
+
+
+def _validate_own(kata, course, mode: str, bootstrap_servers: str | None, as_json: bool):
+    # No spinner here: this may run beside other jobs, and the terminal holds one live display.
+    with brokers.obtain_for(kata, mode, bootstrap_servers, console.progress) as broker:
+        return _validate_on(kata, course, broker, as_json)
 
 
 def _validate_on(kata, course, broker, as_json: bool):
