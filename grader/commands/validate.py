@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from grader import broker as brokers
-from grader import console
+from grader import console, timings
 from grader.commands.common import (
     broker_options,
     cluster_file_of,
@@ -50,24 +50,26 @@ def validate_command(kata_names, all_katas, lint_only, jobs, as_json, junit_file
         problems = {k.id: lint(k, course) for k in katas}
         _print_lint(problems, as_json)
         raise SystemExit(EXIT_FAIL if any(problems.values()) else EXIT_PASS)
-    shared = [k for k in katas if not k.needs_own_cluster]
-    own = [k for k in katas if k.needs_own_cluster]
     order = {k.id: n for n, k in enumerate(katas)}
     # Threads are enough: each validation waits on its own pytest subprocesses, mostly for the
-    # broker. Katas with a cluster of their own start it inside their job and go first: they are
-    # the longest, so the pool does not end with one of them running alone.
+    # broker. Longest first (by the last run's times; katas with a cluster of their own, which start
+    # it inside their job, count as long when unknown), so the pool never ends with one long kata
+    # running alone.
+    katas = timings.longest_first(katas, timings.load(course.title))
+    shared = [k for k in katas if not k.needs_own_cluster]
     own_servers = None if broker_mode == "auto" else bootstrap_servers
     with contextlib.ExitStack() as stack:
         broker = stack.enter_context(obtain_broker(broker_mode, bootstrap_servers)) if shared else None
         pool = stack.enter_context(ThreadPoolExecutor(max_workers=jobs))
-        futures = [pool.submit(_validate_own, k, course, broker_mode, own_servers, as_json) for k in own]
-        futures += [pool.submit(_validate_on, k, course, broker, as_json) for k in shared]
+        futures = [pool.submit(_validate_own, k, course, broker_mode, own_servers, as_json) if k.needs_own_cluster
+                   else pool.submit(_validate_on, k, course, broker, as_json) for k in katas]
         try:
             validations = sorted((f.result() for f in futures), key=lambda v: order[v.kata.id])
         except BaseException:  # a dead broker or Ctrl-C: report it now, do not start the katas still queued
             for f in futures:
                 f.cancel()
             raise
+    timings.save(course.title, {v.kata.id: sum(r.duration for r in v.runs) for v in validations})
     if junit_file:
         junit_file.write_text(junit_xml([r for v in validations for r in v.runs], "kafka-katas-validate"))
     if as_json:
