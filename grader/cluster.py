@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -95,10 +96,13 @@ class ClusterControl:
         node = next(n for n in data["nodes"] if n["node_id"] == node_id)
         if self.is_running(node_id):
             return
+        command = node["command"]
+        if data.get("owner_pid"):  # tie the node to the grader, not to this check process (grader/keeper.py)
+            command = [sys.executable, "-m", "grader.keeper", str(data["owner_pid"]), "--", *command]
         with open(node["log"], "ab") as log:
             # Not tied to this check process: the node must outlive it until the grader stops the
             # cluster (it finds restarted nodes in the control file).
-            proc = subprocess.Popen(node["command"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True)
         node["pid"] = proc.pid
         self._write(data)

@@ -2,7 +2,10 @@
 ISR shrinks and recovers, and dropped responses make a non-idempotent producer write
 duplicates while an idempotent one writes none."""
 
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +97,51 @@ def test_a_fault_kata_may_kill_and_restart_nodes_under_grade(tmp_path):
     assert "What the broker showed: []" in stub.stdout
     leftover = {line.split()[0] for line in kafka_jvms()} - before
     assert not leftover, f"broker JVMs left behind: {leftover}"
+
+
+OWNER = """
+import sys, time
+from grader.broker.local import start_local
+broker = start_local(lambda m: None, node_count=3)
+print("CONTROL", broker.control_file, flush=True)
+time.sleep(300)
+"""
+
+
+def _pids_under(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-eo", "pid,ppid"], capture_output=True, text=True).stdout.split("\n")[1:]
+    rows = [line.split() for line in out if line.strip()]
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        kids = [int(c) for c, p in rows if int(p) == parent]
+        found += kids
+        todo += kids
+    return found
+
+
+def test_a_node_restarted_by_a_check_dies_with_a_sigkilled_grader():
+    """A check restarts a node it stopped (so the node is not the grader's child); the grader is
+    then SIGKILLed, which runs no cleanup code: the restarted node must go down all the same."""
+    owner = subprocess.Popen([sys.executable, "-c", OWNER], stdout=subprocess.PIPE, text=True)
+    try:
+        line = owner.stdout.readline()
+        assert line.startswith("CONTROL "), line
+        control = ClusterControl(Path(line.split(None, 1)[1].strip()))
+        first_pids = [n["pid"] for n in control._read()["nodes"]]
+        control.stop(2)
+        control.start(2)  # as a check does: from another process than the cluster's owner
+        keeper = control._node(2)["pid"]
+        restarted = [keeper, *_pids_under(keeper)]
+        assert any("kafka.Kafka" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")
+                   for p in restarted if Path(f"/proc/{p}/cmdline").exists())
+    finally:
+        owner.kill()
+        owner.wait(10)
+    deadline = time.monotonic() + 20
+    everything = [p for p in first_pids + restarted if p]
+    while any(Path(f"/proc/{p}").exists() for p in everything) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    alive = [p for p in everything if Path(f"/proc/{p}").exists()
+             and Path(f"/proc/{p}/stat").read_text().split()[2] != "Z"]
+    assert not alive, f"broker processes {alive} outlived the SIGKILLed grader"

@@ -80,6 +80,7 @@ class Node:
 class LocalBroker(Broker):
     nodes: list[Node] = field(default_factory=list)
     root: Path | None = None
+    owner_pid: int | None = None  # the grader process whose life the nodes share (None: detached)
 
     def _pids(self) -> list[int | None]:
         """Current pids: checks may have restarted nodes (recorded in the control file)."""
@@ -129,7 +130,8 @@ class LocalBroker(Broker):
                   "advertised_port": n.advertised_port, "broker_port": n.broker_port,
                   "command": n.command, "log": str(n.log_path)} for n in self.nodes]
         tmp = self.control_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"bootstrap_servers": self.bootstrap_servers, "nodes": nodes}, indent=1))
+        tmp.write_text(json.dumps({"bootstrap_servers": self.bootstrap_servers, "nodes": nodes,
+                                   "owner_pid": self.owner_pid}, indent=1))
         os.replace(tmp, self.control_file)
 
     def stop(self) -> None:
@@ -201,6 +203,7 @@ def _launch(java: str, classpath: str, node_count: int, extra_flags: list[str], 
                             "kafka.Kafka", str(config_path(node))]
             # Unless detached, the JVM dies with the grader even if the grader is SIGKILLed.
             node.process = _spawn(node.command if detached else proc_guard.guarded(node.command), node.log_path)
+        broker.owner_pid = None if detached else os.getpid()
         broker.write_control_file()
     except BaseException:
         broker.stop()

@@ -1,0 +1,54 @@
+"""Keep a restarted broker node tied to the grader's life.
+
+A fault check restarts a node it stopped; that node must outlive the check's process (the
+next run of the kata uses the same cluster) but never the grader that owns the cluster, even
+a SIGKILLed one, which runs no cleanup. So the check starts the node through this keeper:
+
+    python -m grader.keeper OWNER_PID -- java ... kafka.Kafka server.properties
+
+The node dies with the keeper (setpriv --pdeathsig), and the keeper ends the node once the
+owner is gone. Signals to the keeper's process group (how the grader and the checks stop
+nodes) reach the node directly; the keeper just outlives it, so "the keeper's pid is gone"
+still means "the node has exited".
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+from grader.proc import guarded
+
+OWNER_POLL_S = 0.5
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def main(argv: list[str]) -> int:
+    owner, sep, *command = argv
+    if sep != "--" or not command:
+        print("usage: python -m grader.keeper OWNER_PID -- COMMAND...", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the node got it too: wait for it to shut down
+    node = subprocess.Popen(guarded(command))
+    while True:
+        try:
+            return node.wait(timeout=OWNER_POLL_S)
+        except subprocess.TimeoutExpired:
+            if not _alive(int(owner)):
+                node.kill()
+                return node.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
