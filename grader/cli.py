@@ -68,6 +68,9 @@ def _terminate(signum, frame):
 
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminate)
+    # A shell that starts us in the background (`nohup`, `cmd &` in a script) leaves SIGINT ignored,
+    # and Python then never raises KeyboardInterrupt: a SIGINT must still stop brokers and learner code.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         cli.main(standalone_mode=False)
     except GraderError as exc:

@@ -14,24 +14,13 @@ still means "the node has exited".
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 
-from grader.proc import guarded
+from grader.proc import guarded, pid_running
 
 OWNER_POLL_S = 0.5
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def main(argv: list[str]) -> int:
@@ -45,7 +34,7 @@ def main(argv: list[str]) -> int:
         try:
             return node.wait(timeout=OWNER_POLL_S)
         except subprocess.TimeoutExpired:
-            if not _alive(int(owner)):
+            if not pid_running(int(owner)):
                 node.kill()
                 return node.wait()
 

@@ -45,11 +45,13 @@ def test_listens_on_loopback_only_and_stops_cleanly():
 class GradeProcess:
     """`grade` in the background, with its stderr collected line by line."""
 
-    def __init__(self, *args, env_extra=None):
+    def __init__(self, *args, env_extra=None, sigint_ignored=False):
         env = {**os.environ, "NO_COLOR": "1", **(env_extra or {})}
         env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+        # sigint_ignored: started as a non-interactive shell starts a background job (`cmd &`).
+        ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
         self.proc = subprocess.Popen([sys.executable, "-m", "grader", *args], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, env=env)
+                                     stderr=subprocess.PIPE, text=True, env=env, preexec_fn=ignore)
         self.lines: list[str] = []
         # The only reader of stderr (a second reader, e.g. communicate(), would split the text).
         self.reader = threading.Thread(target=lambda: self.lines.extend(iter(self.proc.stderr.readline, "")),
@@ -89,8 +91,10 @@ def test_killing_the_broker_mid_run_exits_3_and_blames_the_broker(tmp_path):
     assert not (tmp_path / "data").exists(), "an infrastructure failure must not touch the learner's progress"
 
 
-def test_ctrl_c_stops_the_broker_and_the_learner_code():
-    run = GradeProcess("kata-01", "--course", str(OK_COURSE), "--file", HANG, "--timeout", "60", "--broker", "local")
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["terminal", "background-job"])
+def test_ctrl_c_stops_the_broker_and_the_learner_code(sigint_ignored):
+    run = GradeProcess("kata-01", "--course", str(OK_COURSE), "--file", HANG, "--timeout", "60", "--broker", "local",
+                       sigint_ignored=sigint_ignored)
     run.wait_for_line("Running the hidden checks")
     pids = run.broker_pids()
     run.proc.send_signal(signal.SIGINT)

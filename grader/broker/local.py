@@ -100,7 +100,7 @@ class LocalBroker(Broker):
         for node in self.nodes:  # reap our own children so their pids read as gone
             if node.process is not None:
                 node.process.poll()
-        return all(pid is not None and _pid_running(pid) for pid in self._pids())
+        return all(pid is not None and proc_guard.pid_running(pid) for pid in self._pids())
 
     def death_report(self) -> str:
         for node in self.nodes:
@@ -314,19 +314,6 @@ def _terminate(process: subprocess.Popen | None) -> None:
         os.killpg(process.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=10)
-
-
-def _pid_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return True
 
 
 def _kill_restarted(control_file: Path | None) -> None:

@@ -19,6 +19,7 @@ from grader import KAFKA_VERSION
 from grader.broker import jars
 from grader.broker.base import Broker, Progress, metadata_answers
 from grader.errors import UsageError
+from grader.proc import pid_running
 
 
 def state_path() -> Path:
@@ -34,13 +35,13 @@ class ReusedBroker(Broker):
     log: str = ""
 
     def alive(self) -> bool:
-        return all(_pid_alive(p) for p in self.pids) and metadata_answers(self.bootstrap_servers, timeout=5.0)
+        return all(pid_running(p) for p in self.pids) and metadata_answers(self.bootstrap_servers, timeout=5.0)
 
     def process_alive(self) -> bool:
-        return all(_pid_alive(p) for p in self.pids)
+        return all(pid_running(p) for p in self.pids)
 
     def death_report(self) -> str:
-        dead = [p for p in self.pids if not _pid_alive(p)]
+        dead = [p for p in self.pids if not pid_running(p)]
         tail = ""
         if self.log and Path(self.log).exists():
             tail = "\n".join(Path(self.log).read_text(errors="replace").splitlines()[-20:])
@@ -115,7 +116,7 @@ def down() -> bool:
 
 def _clear(state: dict) -> None:
     for pid in state.get("pids", []):
-        if _pid_alive(pid) and _is_kafka(pid):
+        if pid_running(pid) and _is_kafka(pid):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
             _wait_gone(pid)
@@ -124,20 +125,6 @@ def _clear(state: dict) -> None:
         shutil.rmtree(root, ignore_errors=True)
     with contextlib.suppress(FileNotFoundError):
         state_path().unlink()
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie is not alive for our purposes.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return True
 
 
 def _is_kafka(pid: int) -> bool:
@@ -150,7 +137,7 @@ def _is_kafka(pid: int) -> bool:
 
 def _wait_gone(pid: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
-    while _pid_alive(pid) and time.monotonic() < deadline:
+    while pid_running(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
 
 
