@@ -19,6 +19,7 @@ from pathlib import Path
 from confluent_kafka.admin import AdminClient
 
 from grader.checklib import wait_for
+from grader.jsonfile import write_json_atomic
 
 
 class ClusterControl:
@@ -30,9 +31,7 @@ class ClusterControl:
         return json.loads(self.file.read_text())
 
     def _write(self, data: dict) -> None:
-        tmp = self.file.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=1))
-        os.replace(tmp, self.file)
+        write_json_atomic(self.file, data)
 
     def _node(self, node_id: int) -> dict:
         return next(n for n in self._read()["nodes"] if n["node_id"] == node_id)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.catalog import Course, Kata
+from grader.jsonfile import write_json_atomic
 from grader.results import PASS, KataResult
 
 FORMAT = 1
@@ -86,12 +87,7 @@ class ProgressStore:
             return _empty(self.course)
 
     def _write(self, data: dict) -> None:
-        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)  # readers see the old or the new file, never half of one
+        write_json_atomic(self.path, data, sort_keys=True)
 
     def load(self) -> dict:
         with self._locked():

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from pathlib import Path
 
 from grader.broker.jars import cache_root
+from grader.jsonfile import write_json_atomic
 
 UNKNOWN_CLUSTER_S = 60.0
 
@@ -38,11 +38,7 @@ def save(course_title: str, times: dict[str, float]) -> None:
     with contextlib.suppress(OSError):  # a read-only cache must not fail a validation
         data = _all()
         data[course_title] = {**load(course_title), **{k: round(v, 1) for k, v in times.items()}}
-        path = _path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-        os.replace(tmp, path)
+        write_json_atomic(_path(), data, sort_keys=True)
 
 
 def longest_first(katas: list, times: dict[str, float]) -> list:

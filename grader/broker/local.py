@@ -124,15 +124,13 @@ class LocalBroker(Broker):
         """What checks need to stop, kill and restart nodes (grader/cluster.py reads it)."""
         if not self.control_file:
             return
-        import json
+        from grader.jsonfile import write_json_atomic
 
         nodes = [{"node_id": n.node_id, "pid": n.process.pid if n.process else None, "port": n.port,
                   "advertised_port": n.advertised_port, "broker_port": n.broker_port,
                   "command": n.command, "log": str(n.log_path)} for n in self.nodes]
-        tmp = self.control_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"bootstrap_servers": self.bootstrap_servers, "nodes": nodes,
-                                   "owner_pid": self.owner_pid}, indent=1))
-        os.replace(tmp, self.control_file)
+        write_json_atomic(self.control_file, {"bootstrap_servers": self.bootstrap_servers, "nodes": nodes,
+                                              "owner_pid": self.owner_pid})
 
     def stop(self) -> None:
         for node in self.nodes:

@@ -19,6 +19,7 @@ from grader import KAFKA_VERSION
 from grader.broker import jars
 from grader.broker.base import Broker, Progress, metadata_answers
 from grader.errors import UsageError
+from grader.jsonfile import write_json_atomic
 from grader.proc import pid_running
 
 
@@ -93,11 +94,7 @@ def up(progress: Progress) -> tuple[ReusedBroker, bool]:
     state = {"pids": [n.process.pid for n in broker.nodes], "bootstrap_servers": broker.bootstrap_servers,
              "root": str(broker.root), "log": str(node.log_path), "kafka_version": KAFKA_VERSION,
              "started_at": time.time()}
-    path = state_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2))
-    os.replace(tmp, path)
+    write_json_atomic(state_path(), state, indent=2)
     # Detach: the JVM runs in its own session; forget the Popen so nothing reaps or kills it.
     broker.nodes = []
     broker.root = None
