@@ -51,9 +51,20 @@ def plan(course: Course, slug: str, checklist: str, title: str | None, kata_id: 
         root / "katas" / folder / f"{module}.py": "stub.py.j2",
         root / "solutions" / folder / f"{module}.py": "solution.py.j2",
         root / "checks" / folder / f"test_{module}.py": "checks.py.j2",
-        root / "checks" / folder / "known_bad" / "no_flush.py": "known_bad.py.j2",
     }
-    return Plan(kata_id, folder, {path: env.get_template(t).render(**context) for path, t in targets.items()})
+    files = {path: env.get_template(t).render(**context) for path, t in targets.items()}
+    # A known-bad mistake is a patch against the solution: the author sees only the mistake.
+    solution = root / "solutions" / folder / f"{module}.py"
+    mistaken = env.get_template("known_bad.py.j2").render(**context)
+    files[root / "checks" / folder / "known_bad" / "no_flush.patch"] = _diff(files[solution], mistaken, solution.name)
+    return Plan(kata_id, folder, files)
+
+
+def _diff(original: str, mistaken: str, name: str) -> str:
+    import difflib
+
+    return "".join(difflib.unified_diff(original.splitlines(keepends=True), mistaken.splitlines(keepends=True),
+                                        f"a/{name}", f"b/{name}"))
 
 
 def _folder_number(path: Path) -> int:

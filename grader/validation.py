@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 
 from grader.catalog import Course, Kata
+from grader.patches import PatchDoesNotApply, materialized
 from grader.results import PASS, KataResult
 from grader.runner import run_checks
 
@@ -47,8 +48,16 @@ def lint(kata: Kata, course: Course) -> list[str]:
     else:
         names = _check_names(kata)
         for bad in kata.known_bad:
-            if not (kata.checks_dir / "known_bad" / bad.file).is_file():
-                problems.append(f"{kata.checks_dir / 'known_bad' / bad.file}: the known-bad fixture is missing.")
+            bad_path = kata.checks_dir / "known_bad" / bad.file
+            if not bad_path.is_file():
+                problems.append(f"{bad_path}: the known-bad fixture is missing.")
+            elif bad_path.suffix == ".patch" and kata.solution_path.is_file():
+                try:
+                    with materialized(kata.solution_path, bad_path):
+                        pass
+                except PatchDoesNotApply as exc:
+                    problems.append(f"{exc.what} {exc.detail.splitlines()[0] if exc.detail else ''}".rstrip()
+                                    + f" Next: {exc.next_step}")
             if bad.caught_by not in names:
                 problems.append(f"{kata.yaml_path}: known_bad {bad.file} names the check '{bad.caught_by}', "
                                 f"which does not exist (checks: {', '.join(sorted(names))}).")
@@ -89,26 +98,31 @@ def validate_kata(kata: Kata, course: Course, bootstrap_servers: str, broker_ali
         v.problems.append(f"{kata.id}: the untouched stub passes every check: the checks cannot fail. "
                           "Make the stub incomplete, or strengthen the checks.")
     for bad in kata.known_bad:
-        path = kata.checks_dir / "known_bad" / bad.file
-        # Only the named check runs: that it fails is the whole claim, and the other checks
-        # would mostly wait out their deadlines on wrong code. Running them all is the slow path,
-        # taken only to tell the author which check does catch the fixture.
-        result = run(path, f"known-bad:{bad.file}", only=bad.caught_by)
-        v.runs.append(result)
-        if not result.passed:
-            v.notes.append(f"known-bad {bad.file} caught by {bad.caught_by}"
-                           + (f" ({result.status})" if result.status != "fail" else ""))
-            continue
-        full = run(path, f"known-bad:{bad.file} (all checks)")
-        v.runs.append(full)
-        catchers = sorted(c.name for c in full.failed_checks)
-        if full.passed:
-            v.problems.append(f"{kata.id}: known-bad {bad.file} ({bad.why}) passes every check.")
-        else:
-            v.problems.append(f"{kata.id}: known-bad {bad.file} is not caught by '{bad.caught_by}' "
-                              f"(it is caught by: {', '.join(catchers) or full.status}). Name that check in "
-                              f"kata.yaml, or make '{bad.caught_by}' catch it.")
+        with materialized(kata.solution_path, kata.checks_dir / "known_bad" / bad.file) as path:
+            _validate_known_bad(v, kata, bad, path, run)
     return v
+
+
+def _validate_known_bad(v: KataValidation, kata: Kata, bad, path, run) -> None:
+    """Grade one known-bad mistake (path: the patched solution or the file itself)."""
+    # Only the named check runs: that it fails is the whole claim, and the other checks
+    # would mostly wait out their deadlines on wrong code. Running them all is the slow path,
+    # taken only to tell the author which check does catch the fixture.
+    result = run(path, f"known-bad:{bad.file}", only=bad.caught_by)
+    v.runs.append(result)
+    if not result.passed:
+        v.notes.append(f"known-bad {bad.file} caught by {bad.caught_by}"
+                       + (f" ({result.status})" if result.status != "fail" else ""))
+        return
+    full = run(path, f"known-bad:{bad.file} (all checks)")
+    v.runs.append(full)
+    catchers = sorted(c.name for c in full.failed_checks)
+    if full.passed:
+        v.problems.append(f"{kata.id}: known-bad {bad.file} ({bad.why}) passes every check.")
+    else:
+        v.problems.append(f"{kata.id}: known-bad {bad.file} is not caught by '{bad.caught_by}' "
+                          f"(it is caught by: {', '.join(catchers) or full.status}). Name that check in "
+                          f"kata.yaml, or make '{bad.caught_by}' catch it.")
 
 
 def summary_status(validations: list[KataValidation]) -> str:

@@ -19,6 +19,7 @@ from grader.commands.common import (
     quiet_option,
 )
 from grader.errors import InfraError
+from grader.patches import materialized
 from grader.progress import ProgressStore
 from grader.results import gradescope, junit_xml
 from grader.runner import BrokerDied, run_checks
@@ -28,7 +29,7 @@ from grader.runner import BrokerDied, run_checks
 @kata_argument
 @click.option("--solution", is_flag=True, help="Grade the reference solution instead of your file.")
 @click.option("--file", "file_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Grade this file instead of the kata's stub.")
+              help="Grade this file instead of the kata's stub (a .patch: applied to the reference solution).")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON (Exercism results v3 fields).")
 @click.option("--junit", "junit_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write JUnit XML to this file.")
@@ -45,12 +46,13 @@ def run_command(kata_name, solution, file_path, as_json, junit_file, gradescope_
     course = open_course(course_dir)
     kata = course.find(kata_name)
     target, path = _target(kata, solution, file_path)
-    with obtain_broker_for(kata, broker_mode, bootstrap_servers) as broker:
+    with materialized(kata.solution_path, path) as graded, obtain_broker_for(kata, broker_mode,
+                                                                             bootstrap_servers) as broker:
         console.progress(f"Running the hidden checks of {kata.id} against {path} …")
         died = InfraError("The Kafka broker died during the run, so these results say nothing about your code.",
                           next_step=f"run `grade {kata.id}` again.")
         try:
-            result = run_checks(kata, path, broker.bootstrap_servers, target, timeout_s=timeout,
+            result = run_checks(kata, graded, broker.bootstrap_servers, target, timeout_s=timeout,
                                 broker_alive=None if kata.faults else broker.process_alive,
                                 cluster_file=cluster_file_of(broker))
         except BrokerDied:
@@ -75,8 +77,8 @@ def run_command(kata_name, solution, file_path, as_json, junit_file, gradescope_
     if as_json:
         click.echo(result.to_json())
     else:
-        console.out.print(report.render(result, kata, show_passed=not quiet, next_steps=_next_steps(result, kata)),
-                          end="")
+        console.out.print(report.render(result, kata, show_passed=not quiet,
+                                        next_steps=_next_steps(result, kata, file_path)), end="")
     raise SystemExit(result.exit_code)
 
 
@@ -90,8 +92,11 @@ def _target(kata: Kata, solution: bool, file_path: Path | None) -> tuple[str, Pa
     return "stub", kata.stub_path
 
 
-def _next_steps(result, kata: Kata) -> list[str]:
+def _next_steps(result, kata: Kata, file_path: Path | None = None) -> list[str]:
     if result.passed:
         return ["run `grade list` to pick the next kata."]
-    return [f"edit katas/{kata.dir_name}/{kata.stub}, then run `grade {kata.id}` again.",
+    # The file that was graded is the one to edit: with --file, that file, not the kata's stub.
+    edit, again = ((file_path, f"grade {kata.id} --file {file_path}") if file_path
+                   else (f"katas/{kata.dir_name}/{kata.stub}", f"grade {kata.id}"))
+    return [f"edit {edit}, then run `{again}` again.",
             f"stuck? `grade hint {kata.id}` reveals a hint."]
