@@ -79,9 +79,17 @@ class KataResult:
         return asdict(self)
 
 
-def junit_xml(results: list[KataResult], suite_name: str = "kafka-katas") -> str:
+def junit_xml(results: list[KataResult], suite_name: str = "kafka-katas",
+              extra_cases: list[tuple[str, str, float, str | None]] = ()) -> str:
+    """extra_cases: (classname, name, seconds, failure text or None), e.g. one per generated mutant."""
     suite = ET.Element("testsuite", name=suite_name, tests="0", failures="0", errors="0")
     tests = failures = 0
+    for classname, name, seconds, failure in extra_cases:
+        tests += 1
+        case = ET.SubElement(suite, "testcase", classname=classname, name=name, time=f"{seconds:.3f}")
+        if failure is not None:
+            failures += 1
+            ET.SubElement(case, "failure", message=name).text = failure
     for result in results:
         cases = result.checks or [CheckResult(name="run", status=FAIL, message=result.message)]
         for check in cases:

@@ -35,7 +35,7 @@ class BrokerDied(Exception):
 def run_checks(kata: Kata, impl_path: Path, bootstrap_servers: str, target: str,
                timeout_s: float | None = None, run_id: str | None = None,
                broker_alive: Callable[[], bool] | None = None, cluster_file: Path | None = None,
-               only: str | None = None) -> KataResult:
+               only: str | None = None, stop_at_first_failure: bool = False) -> KataResult:
     impl_path = Path(impl_path)
     if not impl_path.is_file():
         raise CourseError(f"The file to grade does not exist: {impl_path}.",
@@ -61,6 +61,8 @@ def run_checks(kata: Kata, impl_path: Path, bootstrap_servers: str, target: str,
             cmd.append(f"--kata-cluster={cluster_file}")
         if only:
             cmd.append(f"--kata-only={only}")
+        if stop_at_first_failure:  # a mutant is killed by its first failing check: the rest would only cost time
+            cmd.append("--maxfail=1")
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_package_parent()), env.get("PYTHONPATH")]))
         started = time.monotonic()
