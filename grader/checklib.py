@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -22,7 +21,8 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from grader.proc import guarded
+from grader.host import sandbox
+from grader.kit import learner
 
 QUIET = {"log_level": 0}  # librdkafka's own log lines would drown the report
 
@@ -228,11 +228,14 @@ class ChildRun:
                      "records_file": str(self.dir / "records.jsonl"), "stop_file": str(self.dir / "stop"),
                      "error_file": str(self.dir / "error.json"), "result_file": str(self.dir / "result.json")}
         (self.dir / "spec.json").write_text(json.dumps(self.spec))
+        self.dir.chmod(0o777)  # the learner host may run as another user: it writes records here
+        cfg = learner.pool().cfg
+        learner.hand_over(cfg)
         self._log = open(self.dir / "output.txt", "wb")  # noqa: SIM115 - closed in wait()/kill()
-        # Same process group as the check run: the runner's timeout kills it too.
-        self.proc = subprocess.Popen(guarded([sys.executable, "-m", "grader.child", str(self.dir / "spec.json")]),
-                                     stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        argv, env, cwd = sandbox.command(cfg, ["--child", str(self.dir / "spec.json"), json.dumps(cfg["limits"])])
+        # Its own session, under the same layers as every learner call; the runner's timeout kills it too.
+        self.proc = _HostProcess(learner.spawn(argv, stdout=self._log, stderr=subprocess.STDOUT,
+                                               stdin=subprocess.DEVNULL, env=env, cwd=cwd, start_new_session=True), cfg)
 
     @property
     def hold_file(self) -> Path:
@@ -252,6 +255,8 @@ class ChildRun:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)  # whatever it forked
 
     @property
     def crashed_as_planned(self) -> bool:
@@ -278,3 +283,32 @@ class ChildRun:
     def close(self) -> None:
         self.kill()
         self._log.close()
+
+
+class _HostProcess:
+    """The Popen of a ChildRun's learner host, with Popen's meaning of returncode under bwrap too."""
+
+    def __init__(self, proc: subprocess.Popen, cfg: dict):
+        self._proc, self._cfg = proc, cfg
+        self.pid = proc.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return sandbox.bwrap_exit(self._proc.returncode, self._cfg)
+
+    def poll(self) -> int | None:
+        return sandbox.bwrap_exit(self._proc.poll(), self._cfg)
+
+    def wait(self, timeout: float | None = None) -> int:
+        return sandbox.bwrap_exit(self._proc.wait(timeout), self._cfg)
+
+    def send_signal(self, sig: int) -> None:
+        """To the whole session: under bwrap the host is a child of bwrap, not this pid."""
+        try:
+            os.killpg(self._proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.send_signal(sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)

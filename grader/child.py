@@ -6,8 +6,8 @@ learner's function a `process(msg)` callback that records each message durably
 (append + fsync to a file the check owns) and SIGKILLs its own process right after
 the N-th record: a crash after processing and before any commit, every time.
 
-A check starts it with grader.checklib.ChildRun; this module is its entry point:
-    python -m grader.child SPEC.json
+A check starts it with grader.kit.ChildRun, which runs it in a learner host
+(grader/host/server.py --child SPEC.json), under the same sandbox as every learner call.
 """
 
 from __future__ import annotations
@@ -92,15 +92,10 @@ def build_callbacks(spec: dict) -> dict:
     return {name: available[name] for name in spec.get("callbacks", ["process", "should_stop"])}
 
 
-def main(spec_path: str) -> int:
-    spec = json.loads(Path(spec_path).read_text())
-    sys.path.insert(0, str(Path(spec["impl"]).parent))
-    import importlib.util
-
-    module_spec = importlib.util.spec_from_file_location("kata_child_impl", spec["impl"])
-    module = importlib.util.module_from_spec(module_spec)
+def run_child(spec: dict, load, loaded: set) -> int:
+    """Run spec["function"] of the learner's file with the callbacks the check asked for (in the learner host)."""
     try:
-        module_spec.loader.exec_module(module)
+        module = load(spec["impl"])
         func = getattr(module, spec["function"])
         result = func(**spec.get("kwargs", {}), **build_callbacks(spec))
     except:  # noqa: E722 - also what is no BaseException: confluent-kafka re-raises a callback's error as a bare KafkaError
@@ -111,7 +106,3 @@ def main(spec_path: str) -> int:
         return 1
     Path(spec["result_file"]).write_text(json.dumps({"result": result}, default=repr))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))

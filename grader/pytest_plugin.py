@@ -1,46 +1,52 @@
 """The pytest plugin every hidden check runs under (loaded with `-p grader.pytest_plugin`).
 
 It gives checks their fixtures (`kafka`, `impl`, `impl_path`, `bootstrap_servers`)
-and writes a machine-readable verdict per check to the file the runner names, after
-every check, so a run that is killed at its timeout still reports what finished.
+and writes a machine-readable verdict per check to the verdict pipe the runner handed
+it (a file descriptor no learner process inherits), after every check, so a run that
+is killed at its timeout still reports what finished.
+
+This process (the judge) never imports learner code: `impl` is a proxy to the module
+loaded in a learner host process (grader/kit/learner.py, grader/host/).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
-import traceback
 import uuid
 from pathlib import Path
 
 import pytest
 
+from grader import judge_setup
 from grader.checklib import KafkaKit
+from grader.kit.learner import LearnerProcessDied, load_learner_module
+
+__all__ = ["load_learner_module"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("kafka-katas")
     group.addoption("--kata-impl", help="path of the learner's file (stub or solution) under test")
     group.addoption("--kafka-bootstrap", help="bootstrap servers of the broker to check against")
-    group.addoption("--kata-results", help="write per-check verdicts (JSON lines) to this file")
+    group.addoption("--kata-verdict-fd", type=int, help="write per-check verdicts (JSON lines) to this pipe")
+    group.addoption("--kata-host", help="JSON file: how to start the learner host (grader/host/sandbox.py)")
     group.addoption("--kata-run-id", default="", help="prefix for topic/group names of this run")
     group.addoption("--kata-cluster", help="node-control file of a local cluster (katas with brokers: 3 / faults)")
     group.addoption("--kata-only", help="run only the check of this exact name (validation of a known-bad fixture)")
 
 
 class _Recorder:
-    def __init__(self, path: str | None):
-        self.path = Path(path) if path else None
+    def __init__(self, fd: int | None):
+        self.fd = fd
 
     def write(self, event: dict) -> None:
-        if not self.path:
+        if self.fd is None:
             return
-        with self.path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(event) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        data = (json.dumps(event) + "\n").encode("utf-8")
+        while data:
+            data = data[os.write(self.fd, data):]
 
 
 _RECORDER = _Recorder(None)
@@ -49,7 +55,15 @@ _DOCS: dict[str, str] = {}
 
 def pytest_configure(config: pytest.Config) -> None:
     global _RECORDER
-    _RECORDER = _Recorder(config.getoption("--kata-results"))
+    fd = config.getoption("--kata-verdict-fd")
+    if fd is not None:
+        os.set_inheritable(fd, False)  # never passed on to a learner host or any other child
+    _RECORDER = _Recorder(fd)
+    judge_setup.configure(config, _RECORDER.write)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    judge_setup.start_host(session.config)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -88,17 +102,18 @@ def _is_teaching_failure(exc: BaseException) -> bool:
 
 
 def _learner_traceback(excinfo, impl: str | None) -> str:
+    """The exception and the learner's own frames (sent by the learner host); never the check's source."""
     exc = excinfo.value
-    learner = Path(impl).resolve() if impl else None
-    frames = [f for f in traceback.extract_tb(excinfo.tb) if learner and Path(f.filename).resolve() == learner]
+    frames = getattr(exc, "learner_frames", None) or []
     headline = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
     if isinstance(exc, pytest.fail.Exception):  # pytest.fail with a trace: the message is the point
+        return str(exc)
+    if isinstance(exc, LearnerProcessDied):
         return str(exc)
     if not frames:
         return (f"The check stopped with {headline}.\nYour code was not on the stack; this often means it "
                 "returned something unexpected, or left the broker in a state the check could not read.")
-    where = "".join(f"  {Path(f.filename).name}, line {f.lineno}, in {f.name}\n    {(f.line or '').strip()}\n"
-                    for f in frames[-5:])
+    where = "".join(f"  {name}, line {line}, in {func}\n    {code}\n" for name, line, func, code in frames[-5:])
     return f"Your code raised {headline}\n{where}".rstrip()
 
 
@@ -128,7 +143,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     # Every verdict is on disk by now. Learner code may have left a consumer unclosed
     # or a non-daemon thread running, which would hang interpreter shutdown until the
     # timeout and turn a finished run into a "timed out" one: leave at once instead.
-    if config.getoption("--kata-results", None) and _EXIT["status"] is not None:
+    judge_setup.close()
+    if config.getoption("--kata-verdict-fd", None) is not None and _EXIT["status"] is not None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(_EXIT["status"])
@@ -197,28 +213,12 @@ def impl_path(pytestconfig: pytest.Config) -> Path:
 
 @pytest.fixture
 def impl(impl_path: Path):
-    """The learner's module, loaded by file path under a unique module name.
+    """The learner's module: a proxy to a fresh load of the learner's file in the learner host.
 
     Loading by path (not by import name) means a learner's `producer.py` can never
     shadow a library module, and two katas' files never collide.
     """
     return load_learner_module(impl_path)
-
-
-def load_learner_module(path: Path):
-    name = f"kata_impl_{uuid.uuid4().hex[:8]}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:
-        del sys.modules[name]
-        tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
-        learner_frames = "".join(line for line in tb if str(path) in line or not line.startswith("  File"))
-        pytest.fail(f"Your file {path.name} could not be imported, so no check could run.\n"
-                    f"{learner_frames.strip()}", pytrace=False)
-    return module
 
 
 @pytest.fixture

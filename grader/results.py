@@ -43,6 +43,8 @@ class KataResult:
     message: str = ""  # run-level explanation (timeout, crash, import error)
     duration: float = 0.0
     broker: str = ""
+    # Which isolation layers held around the learner's code (grader/host/sandbox.py), as the judge saw them.
+    isolation: dict = field(default_factory=lambda: {"isolation": "none"})
 
     @property
     def passed(self) -> bool:
@@ -70,6 +72,7 @@ class KataResult:
                       for c in self.checks],
             "kata": self.kata_id, "checklist": self.checklist, "target": self.target, "score": self.score,
             "duration_s": round(self.duration, 2),
+            "isolation": self.isolation.get("isolation", "none"), "isolation_layers": self.isolation.get("layers", []),
         }
 
     def to_json(self) -> str:

@@ -1,7 +1,9 @@
-"""Run a kata's hidden checks against one learner file, in a child pytest process.
+"""Run a kata's hidden checks against one learner file, in a child pytest process (the judge).
 
-The child runs in its own process group with the kata's timeout, so hung learner
-code, stray threads or forked children never outlive the verdict.
+The judge runs in its own process group with the kata's timeout; it never imports the
+learner's code, which runs in learner host processes inside the isolation layers of
+grader/host/sandbox.py. Verdicts come back over a pipe only the judge holds: the runner
+trusts that channel and the judge's exit status, nothing the learner's code can write.
 """
 
 from __future__ import annotations
@@ -9,10 +11,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -21,6 +25,7 @@ from pathlib import Path
 from grader import proc as proc_guard
 from grader.catalog import Kata
 from grader.errors import CourseError, InfraError
+from grader.host import sandbox
 from grader.results import CRASHED, ERROR, FAIL, PASS, SKIP, TIMEOUT, CheckResult, KataResult
 
 OUTPUT_TAIL_BYTES = 8000
@@ -44,42 +49,19 @@ def run_checks(kata: Kata, impl_path: Path, bootstrap_servers: str, target: str,
         raise CourseError(f"The hidden checks of {kata.id} are missing: {kata.checks_dir} does not exist.",
                           next_step="this is a course problem, not your code: update your clone (`git pull`).")
     timeout = timeout_s or kata.timeout_s
-    with tempfile.TemporaryDirectory(prefix="kata-run-") as tmp:
-        tmpdir = Path(tmp)
-        results_file = tmpdir / "results.jsonl"
-        output_file = tmpdir / "output.txt"
-        ini = tmpdir / "pytest.ini"
-        # An empty ini keeps the course repository's own pytest settings (testpaths,
-        # plugins) out of the checks' run.
-        ini.write_text("[pytest]\n")
-        cmd = [sys.executable, "-m", "pytest", str(kata.checks_dir), "-c", str(ini),
-               "--rootdir", str(kata.checks_dir), "-p", "grader.pytest_plugin", "-p", "no:cacheprovider",
-               "-q", "--no-header", "-rN", "--tb=short", "--color=no",
-               f"--kata-impl={impl_path}", f"--kafka-bootstrap={bootstrap_servers}",
-               f"--kata-results={results_file}", f"--kata-run-id={run_id or uuid.uuid4().hex[:6]}"]
-        if cluster_file:
-            cmd.append(f"--kata-cluster={cluster_file}")
-        if only:
-            cmd.append(f"--kata-only={only}")
-        if stop_at_first_failure:  # a mutant is killed by its first failing check: the rest would only cost time
-            cmd.append("--maxfail=1")
-        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_package_parent()), env.get("PYTHONPATH")]))
-        started = time.monotonic()
-        with open(output_file, "wb") as out:
-            proc = proc_guard.track(subprocess.Popen(proc_guard.guarded(cmd), stdout=out, stderr=subprocess.STDOUT,
-                                                     stdin=subprocess.DEVNULL, env=env, cwd=str(tmpdir),
-                                                     start_new_session=True))
-            try:
-                timed_out = _wait(proc, timeout, broker_alive)
-            finally:
-                proc_guard.untrack(proc)
-        duration = time.monotonic() - started
-        events = _read_events(results_file)
-        output = _tail(output_file)
+    scratch = Path(tempfile.mkdtemp(prefix="kata-scratch-"))
+    try:
+        with tempfile.TemporaryDirectory(prefix="kata-run-") as tmp:
+            proc, timed_out, duration, events, output = _run_judge(
+                kata, impl_path, bootstrap_servers, Path(tmp), scratch, timeout, run_id, broker_alive,
+                cluster_file, only, stop_at_first_failure)
+    finally:
+        _kill_strays(scratch)
+        shutil.rmtree(scratch, ignore_errors=True)
     result = KataResult(kata_id=kata.id, slug=kata.slug, title=kata.title, checklist=kata.checklist,
                         target=target, status=FAIL, duration=duration)
     result.checks = _checks_from(events)
+    result.isolation = next((e for e in events if e.get("event") == "isolation"), {"isolation": "none"})
     collect_errors = [e for e in events if e["event"] == "collect-error"]
     if collect_errors:
         raise InfraError(f"The hidden checks of {kata.id} could not be loaded (a course bug, not your code).",
@@ -107,6 +89,117 @@ def run_checks(kata: Kata, impl_path: Path, bootstrap_servers: str, target: str,
     elif result.checks and all(c.status in (PASS, SKIP) for c in result.checks) and proc.returncode == 0:
         result.status = PASS
     return result
+
+
+def _run_judge(kata: Kata, impl_path: Path, bootstrap_servers: str, tmpdir: Path, scratch: Path, timeout: float,
+               run_id: str | None, broker_alive, cluster_file: Path | None, only: str | None,
+               stop_at_first_failure: bool = False):
+    output_file = tmpdir / "output.txt"
+    ini = tmpdir / "pytest.ini"
+    # An empty ini keeps the course repository's own pytest settings (testpaths,
+    # plugins) out of the checks' run.
+    ini.write_text("[pytest]\n")
+    sandbox.prepare_scratch(scratch)
+    learner_dir = scratch / "learner"
+    learner_dir.mkdir(mode=0o755)
+    learner_dir.chmod(0o755)
+    copy = learner_dir / impl_path.name
+    shutil.copyfile(impl_path, copy)
+    copy.chmod(0o644)
+    cfg = {**sandbox.settings(scratch, timeout), "private": str(tmpdir), "hidden": _hidden_paths(kata)}
+    if "user" in cfg["layers"]:
+        _hide_course_files(kata)
+    (tmpdir / "host.json").write_text(json.dumps(cfg))
+    read_end, write_end = os.pipe()
+    cmd = [sys.executable, "-m", "pytest", str(kata.checks_dir), "-c", str(ini),
+           "--rootdir", str(kata.checks_dir), "-p", "grader.pytest_plugin", "-p", "no:cacheprovider",
+           "-q", "--no-header", "-rN", "--tb=short", "--color=no", f"--basetemp={scratch / 'checks-tmp'}",
+           f"--kata-impl={copy}", f"--kafka-bootstrap={bootstrap_servers}", f"--kata-verdict-fd={write_end}",
+           f"--kata-host={tmpdir / 'host.json'}", f"--kata-run-id={run_id or uuid.uuid4().hex[:6]}"]
+    if cluster_file:
+        cmd.append(f"--kata-cluster={cluster_file}")
+    if only:
+        cmd.append(f"--kata-only={only}")
+    if stop_at_first_failure:  # a mutant is killed by its first failing check: the rest would only cost time
+        cmd.append("--maxfail=1")
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_package_parent()), env.get("PYTHONPATH")]))
+    events: list[dict] = []
+    reader = threading.Thread(target=_read_channel, args=(read_end, events), daemon=True)
+    started = time.monotonic()
+    try:
+        with open(output_file, "wb") as out:
+            proc = proc_guard.track(subprocess.Popen(proc_guard.guarded(cmd), stdout=out, stderr=subprocess.STDOUT,
+                                                     stdin=subprocess.DEVNULL, env=env, cwd=str(tmpdir),
+                                                     start_new_session=True, pass_fds=(write_end,)))
+            os.close(write_end)
+            write_end = -1
+            reader.start()
+            try:
+                timed_out = _wait(proc, timeout, broker_alive)
+            finally:
+                proc_guard.untrack(proc)
+    finally:
+        if write_end >= 0:
+            os.close(write_end)
+    reader.join(timeout=10)  # the judge (the only writer) is gone: the channel is at its end
+    return proc, timed_out, time.monotonic() - started, list(events), _tail(output_file)
+
+
+def _read_channel(fd: int, events: list[dict]) -> None:
+    """Verdict events from the judge's pipe: JSON lines; a half-written last line is dropped."""
+    buffer = b""
+    with os.fdopen(fd, "rb", buffering=0) as pipe:
+        while True:
+            chunk = pipe.read(65536)
+            if not chunk:
+                break
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(event, dict) and isinstance(event.get("event"), str):
+                    events.append(event)
+
+
+def _hidden_paths(kata: Kata) -> list[str]:
+    """Files the learner host must not be able to read; its probe tries each of them."""
+    paths = sorted(str(p) for p in kata.checks_dir.glob("*.py"))[:1]
+    if kata.solution_path.exists():
+        paths.append(str(kata.solution_path))
+    from grader.progress import data_root
+    progress = data_root() / "progress"
+    paths += [str(p) for p in sorted(progress.glob("*.json"))[:1]] if progress.is_dir() else []
+    return paths
+
+
+def _hide_course_files(kata: Kata) -> None:
+    """As root: other users (the learner host's uid) may not enter checks/ or solutions/."""
+    for d in (kata.checks_dir.parent, kata.solution_path.parent.parent):
+        with contextlib.suppress(OSError):
+            mode = d.stat().st_mode & 0o7777
+            if mode & 0o007:
+                d.chmod(mode & ~0o007)
+
+
+def _kill_strays(scratch: Path) -> None:
+    """SIGKILL every process still running from this run's scratch directory (a learner host's
+    forked child that left its process group). Found by its cwd or its environment."""
+    marker = str(scratch)
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else []:
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if cwd.startswith(marker) or f"HOME={marker}".encode() in environ:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry.name), signal.SIGKILL)
 
 
 def _wait(proc: subprocess.Popen, timeout: float, broker_alive: Callable[[], bool] | None) -> bool:
@@ -140,18 +233,6 @@ def _kill_group(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=10)
-
-
-def _read_events(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    events = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            events.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # the last line of a killed run may be half-written
-    return events
 
 
 def _checks_from(events: list[dict]) -> list[CheckResult]:

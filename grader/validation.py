@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 
 from grader.catalog import Course, Kata
+from grader.kit_lint import grader_imports_outside_kit
 from grader.patches import PatchDoesNotApply, materialized
 from grader.results import PASS, KataResult
 from grader.runner import run_checks
@@ -47,6 +48,7 @@ def lint(kata: Kata, course: Course) -> list[str]:
     if not kata.checks_dir.is_dir() or not list(kata.checks_dir.glob("test_*.py")):
         problems.append(f"{kata.checks_dir}: no hidden checks (test_*.py) found.")
     else:
+        problems += grader_imports_outside_kit(kata.checks_dir)
         names = _check_names(kata)
         for bad in kata.known_bad:
             bad_path = kata.checks_dir / "known_bad" / bad.file
