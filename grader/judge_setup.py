@@ -41,6 +41,7 @@ def configure(config: pytest.Config, write_event) -> None:
     pool = HostPool(cfg, Path(cfg["private"]))
     _STATE.update(pool=pool, write=write_event, cfg=cfg)
     pool.on_start = _probe_first
+    pool.on_death = lambda code: write_event({"event": "learner-exit", "code": code})
     set_pool(pool)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from grader import judge_setup
-from grader.checklib import KafkaKit
+from grader.kit import KafkaKit
 from grader.kit.learner import LearnerProcessDied, load_learner_module
 
 __all__ = ["load_learner_module"]
@@ -178,8 +178,8 @@ def cluster(pytestconfig: pytest.Config):
     if not path:
         pytest.fail("This check needs a local cluster it can control, and the grader did not start one. "
                     "Run it with `grade KATA` (the kata's broker settings ask for it).", pytrace=False)
-    from grader.cluster import ClusterControl
-    from grader.faultproxy import FaultProxy
+    from grader.kit.cluster import ClusterControl
+    from grader.kit.faultproxy import FaultProxy
 
     control = ClusterControl(Path(path))
     control.proxies = {}

@@ -82,6 +82,10 @@ def run_checks(kata: Kata, impl_path: Path, bootstrap_servers: str, target: str,
     elif proc.returncode == PYTEST_NO_TESTS:
         raise CourseError(f"{kata.checks_dir} holds no checks (no test_* functions were collected).",
                           next_step="instructors: add checks, then run `grade validate`.")
+    elif exits := [e for e in events if e.get("event") == "learner-exit"]:
+        result.status = CRASHED
+        result.message = (f"The process running your code ended abruptly ({_exit_words(exits[0].get('code'))}) — "
+                          "your code may have called os._exit() or sys.exit(), or crashed the interpreter.")
     elif proc.returncode < 0 or (proc.returncode not in (0, 1) and not result.checks):
         result.status = CRASHED
         result.message = (f"The check process ended abruptly (exit {proc.returncode}) — your code may have "
@@ -89,6 +93,13 @@ def run_checks(kata: Kata, impl_path: Path, bootstrap_servers: str, target: str,
     elif result.checks and all(c.status in (PASS, SKIP) for c in result.checks) and proc.returncode == 0:
         result.status = PASS
     return result
+
+
+def _exit_words(code) -> str:
+    if isinstance(code, int) and code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"
 
 
 def _run_judge(kata: Kata, impl_path: Path, bootstrap_servers: str, tmpdir: Path, scratch: Path, timeout: float,

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from grader.broker.local import start_local
-from grader.checklib import KafkaKit
-from grader.cluster import ClusterControl
-from grader.faultproxy import FaultProxy
+from grader.kit import KafkaKit
+from grader.kit.cluster import ClusterControl
+from grader.kit.faultproxy import FaultProxy
 
 pytestmark = pytest.mark.broker
 

@@ -5,7 +5,7 @@ from collections import defaultdict
 
 import pytest
 
-from grader.checklib import explain
+from grader.kit import explain
 
 PARTITIONS = 6
 CUSTOMERS = ["cust-ada", "cust-bob", "cust-cyd", "cust-dee", "cust-eli", "cust-fay", "cust-gus"]

@@ -6,7 +6,7 @@ from collections import defaultdict
 from confluent_kafka import TopicCollection
 from confluent_kafka.admin import ConfigResource, ConfigSource
 
-from grader.checklib import explain
+from grader.kit import explain
 
 DAY_MS = 24 * 3600 * 1000
 WANTED_RF, WANTED_MIN_ISR = 3, 2

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from grader.checklib import QUIET, explain
+from grader.kit import QUIET, explain
 
 DESCRIBE_PRODUCERS = 61  # api key; version 0 is "flexible" (compact strings, tagged fields)
 

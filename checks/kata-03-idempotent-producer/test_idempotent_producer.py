@@ -27,7 +27,7 @@ from _kata03_support import (
     publish_all,
 )
 
-from grader.checklib import explain
+from grader.kit import explain
 
 ACCOUNTS = [f"acct-{c}" for c in "abcdefgh"]
 EVENTS_PER_ACCOUNT = 25

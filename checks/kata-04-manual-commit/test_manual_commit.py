@@ -5,8 +5,8 @@ records, kills it (SIGKILL) right after a process() call or in the middle of one
 and compares what process() received in both runs with the group's committed offsets on the broker.
 """
 
-from grader.checklib import explain
-from grader.commitkit import (
+from grader.kit import explain
+from grader.kit.commit import (
     HOLD_S,
     PARTITIONS,
     Committed,

@@ -10,8 +10,8 @@ The two crash points tell the semantics apart:
     at-least-once (commit after)   the record is repeated         the record is processed again
 """
 
-from grader.checklib import explain
-from grader.commitkit import (
+from grader.kit import explain
+from grader.kit.commit import (
     HOLD_S,
     PARTITIONS,
     Committed,

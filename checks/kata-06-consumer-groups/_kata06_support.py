@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaException
 
-from grader.checklib import ChildRun, explain
+from grader.kit import ChildRun, explain
 
 # Fast heartbeats so members notice a rebalance within a fraction of a second; a session timeout
 # long enough that a busy 2-core machine never drops a healthy member.

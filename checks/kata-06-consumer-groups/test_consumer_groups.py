@@ -19,7 +19,7 @@ from _kata06_support import (
     wait_for_group,
 )
 
-from grader.checklib import explain
+from grader.kit import explain
 
 NO_GROUP_NUDGE = ("a consumer becomes a member of a group only when it subscribes to the topic with that group's "
                   "id; then the group, not your code, decides which partitions it reads.")

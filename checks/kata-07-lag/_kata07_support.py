@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from grader.checklib import QUIET, explain
+from grader.kit import QUIET, explain
 
 MEMBER_CONFIG = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 500, "fetch.wait.max.ms": 50}
 INTERVAL_S = 1.0  # what the checks pass to diagnose(): two samples one second apart

@@ -21,7 +21,7 @@ from _kata07_support import (
 )
 from confluent_kafka import TopicPartition
 
-from grader.checklib import explain, wait_for
+from grader.kit import explain, wait_for
 
 PARTITIONS = 3
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaException
 
-from grader.checklib import ChildRun, explain
+from grader.kit import ChildRun, explain
 
 PARTITIONS = 4
 STREAM_RATE = 200  # messages per second, spread over the partitions

@@ -21,7 +21,7 @@ from _kata08_support import (
     wait_until,
 )
 
-from grader.checklib import explain
+from grader.kit import explain
 
 # Fast heartbeats: members hear about a rebalance within a fraction of a second.
 HANDOVER_CONFIG = {"heartbeat.interval.ms": 300, "session.timeout.ms": 6000}  # nobody dies here: keep it safe

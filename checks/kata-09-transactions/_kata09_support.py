@@ -11,7 +11,7 @@ from pathlib import Path
 from confluent_kafka import IsolationLevel, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import OffsetSpec
 
-from grader.checklib import KafkaKit
+from grader.kit import KafkaKit
 
 PARTITIONS = 3
 # Short enough that a crashed member leaves the group quickly (the broker allows 1000 ms and up).

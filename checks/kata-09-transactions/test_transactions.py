@@ -24,7 +24,7 @@ from _kata09_support import (
 )
 from confluent_kafka import KafkaError, KafkaException
 
-from grader.checklib import ChildRun, explain
+from grader.kit import ChildRun, explain
 
 BATCH = 5
 CRASH_AFTER = 12  # the third batch of five: two transactions committed, one open

@@ -6,7 +6,7 @@ from collections import Counter
 
 from confluent_kafka.admin import ConfigResource
 
-from grader.checklib import explain
+from grader.kit import explain
 
 DAY_MS = 24 * 3600 * 1000
 SEVEN_YEARS_MS = 7 * 365 * DAY_MS

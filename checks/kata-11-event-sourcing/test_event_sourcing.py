@@ -7,7 +7,7 @@ from collections import defaultdict
 import pytest
 from _kata11_support import declined, diff, fold, histories, make_events, parse
 
-from grader.checklib import explain
+from grader.kit import explain
 
 PARTITIONS = 3
 FIRST_BATCH, SECOND_BATCH = 45, 20

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 
-from grader.checklib import ChildRun, explain, wait_for
+from grader.kit import ChildRun, explain, wait_for
 
 PARTITIONS = 3
 CUSTOMERS = ["cust-ada", "cust-bob", "cust-cyd", "cust-dee", "cust-eli", "cust-fay"]

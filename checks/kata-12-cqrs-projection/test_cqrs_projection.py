@@ -15,7 +15,7 @@ from _kata12_support import (
     wait_caught_up,
 )
 
-from grader.checklib import explain
+from grader.kit import explain
 
 
 @pytest.fixture

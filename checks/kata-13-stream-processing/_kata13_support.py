@@ -6,7 +6,7 @@ import json
 from collections import Counter
 from datetime import datetime, timezone
 
-from grader.checklib import explain
+from grader.kit import explain
 
 WINDOW_MS, GRACE_MS = 60_000, 10_000
 # Event times far from today (2017-07-14), aligned to the minute: a processor that uses the

@@ -18,7 +18,7 @@ from _kata13_support import (
     window_diff,
 )
 
-from grader.checklib import explain
+from grader.kit import explain
 
 
 def call(did: str, fn, *args):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 
-from grader.checklib import ChildRun, explain
+from grader.kit import ChildRun, explain
 
 SCHEMA = """
 CREATE TABLE outbox (

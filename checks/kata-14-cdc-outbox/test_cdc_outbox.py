@@ -19,7 +19,7 @@ from _kata14_support import (
     wait_until_sent,
 )
 
-from grader.checklib import explain
+from grader.kit import explain
 
 
 def expect_each_once_in_order(events, count: int, did: str, lost_nudge: str, dupe_nudge: str) -> None:

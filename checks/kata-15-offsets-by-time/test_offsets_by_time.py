@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 import pytest
 from confluent_kafka import TopicPartition
 
-from grader.checklib import explain
+from grader.kit import explain
 
 # Seconds after BASE at which each partition's records were written (one record each, in
 # offset order). The same instant lands on a different offset in every partition.

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 
-from grader.checklib import ChildRun, explain
+from grader.kit import ChildRun, explain
 
 # Short sessions: after a SIGKILL the dead member leaves the group within seconds.
 CONSUMER_CONFIG = {"session.timeout.ms": 3000, "heartbeat.interval.ms": 500}

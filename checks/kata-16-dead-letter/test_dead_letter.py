@@ -26,7 +26,7 @@ from _kata16_support import (
     write,
 )
 
-from grader.checklib import explain
+from grader.kit import explain
 
 BOOM = ValueError("credit limit exceeded for order o-boom")
 

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from grader.checklib import QUIET, Record, explain, to_record
+from grader.kit import QUIET, Record, explain, to_record
+from grader.kit.learner import in_host
 
 # The starting point the README shows: tuned for latency, never for throughput. Every record is
 # sent at once (linger 0) in tiny batches, uncompressed, one request at a time.
@@ -86,10 +87,12 @@ def acks_of(config: dict) -> str:
 class StatsProducer:
     """A producer built from a config, with librdkafka statistics switched on."""
 
-    def __init__(self, bootstrap_servers: str, config: dict):
+    def __init__(self, bootstrap_servers: str, config: dict, host=None):
+        """host: the learner module; the producer then lives in the learner's process, next to publish()."""
         self.stats: list[dict] = []
-        self.producer = Producer({**config, "bootstrap.servers": bootstrap_servers, **QUIET,
-                                  "statistics.interval.ms": 50, "stats_cb": self._on_stats})
+        settings = {**config, "bootstrap.servers": bootstrap_servers, **QUIET,
+                    "statistics.interval.ms": 50, "stats_cb": self._on_stats}
+        self.producer = in_host(host, "confluent_kafka.Producer", settings) if host is not None else Producer(settings)
 
     def _on_stats(self, raw: str) -> None:
         self.stats.append(json.loads(raw))
@@ -246,7 +249,7 @@ def run_benchmark(kit, impl) -> Bench:
     bench.naive = Side("naive", kit.create_topic(kit.unique("naive"), partitions=PARTITIONS))
     bench.tuned = Side("yours", kit.create_topic(kit.unique("tuned"), partitions=PARTITIONS))
     try:
-        tuned = StatsProducer(kit.bootstrap_servers, bench.config)
+        tuned = StatsProducer(kit.bootstrap_servers, bench.config, host=impl)
     except (KafkaException, TypeError, ValueError) as exc:
         bench.failure = refused(exc)
         return bench

@@ -27,8 +27,7 @@ from _kata17_support import (
 )
 from confluent_kafka import KafkaException
 
-from grader.checklib import KafkaKit, explain
-from grader.pytest_plugin import load_learner_module
+from grader.kit import KafkaKit, explain, load_learner_module
 
 WORKLOAD = f"{ROUNDS} rounds of {EVENTS_PER_ROUND} JSON page-view events (24 user keys, {PARTITIONS} partitions)"
 

@@ -1,5 +1,5 @@
 """Helpers for the kata-18 checks: payments on known partitions, the sink's database as the checks
-read it, and running the learner's sink (grader.checklib.ChildRun) until it has caught up."""
+read it, and running the learner's sink (grader.kit.ChildRun) until it has caught up."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaException
 
-from grader.checklib import ChildRun, explain
+from grader.kit import ChildRun, explain
 
 PARTITIONS = 3
 # Short enough that a SIGKILLed member leaves the group quickly (the broker allows 1000 ms and up),

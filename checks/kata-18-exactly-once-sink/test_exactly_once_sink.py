@@ -1,6 +1,6 @@
 """Hidden checks for kata-18 (exactly-once sink). Never shown to learners.
 
-The learner's run_sink() runs in its own process (grader.checklib.ChildRun). The checks read its
+The learner's run_sink() runs in its own process (grader.kit.ChildRun). The checks read its
 sqlite database the way any other program would, ask the broker what the group has committed,
 kill the sink with SIGKILL in the middle of a record, and hand it a database restored from a
 backup while Kafka's committed offsets say something else.
@@ -22,7 +22,7 @@ from _kata18_support import (
 )
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 
-from grader.checklib import KafkaKit, explain
+from grader.kit import KafkaKit, explain
 
 PER_PARTITION = 12
 

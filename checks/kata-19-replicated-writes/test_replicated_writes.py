@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 import pytest
 from _kata19_support import Brokers, Stream, run_with_deadline, until
 
-from grader.checklib import KafkaKit, explain
-from grader.pytest_plugin import load_learner_module
+from grader.kit import KafkaKit, explain, load_learner_module
 
 TOPIC_CONFIG = {"min.insync.replicas": "2"}
 

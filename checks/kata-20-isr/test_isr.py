@@ -20,8 +20,7 @@ import pytest
 from _kata20_support import Brokers, until
 from confluent_kafka.admin import NewTopic
 
-from grader.checklib import KafkaKit, explain
-from grader.pytest_plugin import load_learner_module
+from grader.kit import KafkaKit, explain, load_learner_module
 
 DOWN = 1  # the first broker of the bootstrap list the learner gets
 SPREAD = [[1, 2], [2, 3], [3, 1]]  # topic "spread": replication factor 2, one partition without broker 1

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 import pytest
 from _kata21_support import Brokers, FaultyStream, until
 
-from grader.checklib import KafkaKit, Record, explain
-from grader.pytest_plugin import load_learner_module
+from grader.kit import KafkaKit, Record, explain, load_learner_module
 
 KEYS = [f"acct-{n}" for n in range(1, 7)]
 EVENTS_PER_KEY = 50

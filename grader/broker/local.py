@@ -121,7 +121,7 @@ class LocalBroker(Broker):
         return self.root / "cluster.json" if self.root else None
 
     def write_control_file(self) -> None:
-        """What checks need to stop, kill and restart nodes (grader/cluster.py reads it)."""
+        """What checks need to stop, kill and restart nodes (grader/kit/cluster.py reads it)."""
         if not self.control_file:
             return
         from grader.jsonfile import write_json_atomic
@@ -174,7 +174,7 @@ def _launch(java: str, classpath: str, node_count: int, extra_flags: list[str], 
             detached: bool = False) -> LocalBroker:
     """Prepare storage for every node and spawn the JVMs (without waiting for readiness).
 
-    With proxy, each node advertises a port of its own for a fault proxy (grader/faultproxy.py)
+    With proxy, each node advertises a port of its own for a fault proxy (grader/kit/faultproxy.py)
     that the checks run; the grader itself talks to the real ports.
     """
     base = Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else None  # tmpfs: no disk latency

@@ -48,6 +48,9 @@ def settings(scratch: Path, timeout_s: float, mode: str = "auto") -> dict:
             uid, gid = learner_ids()
     if "bwrap" in layers and not bwrap_works():
         layers.remove("bwrap")
+    if root and "bwrap" in layers and "user" not in layers:
+        layers.insert(0, "user")  # never root inside the sandbox
+        uid, gid = learner_ids()
     limits = {**LIMITS, "cpu": int(timeout_s) + 30}
     return {"layers": layers, "uid": uid, "gid": gid, "scratch": str(scratch), "limits": limits,
             "python": sys.executable, "grader_parent": str(Path(__file__).resolve().parents[2])}

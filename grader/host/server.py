@@ -10,6 +10,7 @@ the calls the judge sends. Learner output is forwarded to the judge (up to a cap
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import io
 import json
@@ -58,6 +59,18 @@ def load(path: str):
     return module
 
 
+CONSTRUCTIBLE = {"confluent_kafka.Producer", "confluent_kafka.Consumer", "confluent_kafka.admin.AdminClient"}
+
+
+def construct(what: str, args: list | None = None, kwargs: dict | None = None):
+    """An object the judge asks to live here, next to the learner's code (kata-17: the producer the
+    learner's publish() drives is built in this process, so its produce() calls stay local)."""
+    if what not in CONSTRUCTIBLE:
+        raise ValueError(f"{what} cannot be constructed in the learner host")
+    module, _, name = what.rpartition(".")
+    return getattr(importlib.import_module(module), name)(*(args or []), **(kwargs or {}))
+
+
 def probe(paths: list[str] | None = None, judge_pid: int | None = None) -> dict:
     """What this process can see and do, measured before any learner code ran."""
     readable = {}
@@ -97,16 +110,14 @@ class _Forward(io.TextIOBase):
         if self.budget[0] > 0 and text:
             chunk = text[: self.budget[0]]
             self.budget[0] -= len(chunk)
-            try:
+            with contextlib.suppress(Exception):
                 self.conn.notify_output(chunk)
-            except Exception:
-                pass
         return len(text)
 
 
 def serve(fd: int) -> int:
     sock = socket.socket(fileno=fd)
-    conn = Connection(sock, "H", ops={"load": load, "probe": probe},
+    conn = Connection(sock, "H", ops={"load": load, "probe": probe, "construct": construct},
                       frames=lambda exc: learner_frames(exc, LOADED), allow_base_exceptions=True)
     budget = [OUTPUT_CAP]
     sys.stdout = _Forward(conn, budget)

@@ -24,7 +24,7 @@ from pathlib import Path
 from grader.host import sandbox
 from grader.host.rpc import Connection, RemoteError
 
-__all__ = ["LearnerProcessDied", "LearnerHost", "load_learner_module", "RemoteError"]
+__all__ = ["LearnerProcessDied", "LearnerHost", "in_host", "load_learner_module", "RemoteError"]
 
 
 class LearnerProcessDied(Exception):
@@ -42,6 +42,8 @@ class LearnerHost:
         self.proc = spawn(argv, pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=self._log,
                           stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True)
         child.close()
+        self._closing = self._reported = False
+        self.on_death = None  # called once with the exit code when the host ends before the judge is done
         self.conn = Connection(parent, "J", on_output=_show_output, died=self._died)
         if cfg.get("uid") is not None:
             self.conn.before_request = functools.partial(hand_over, cfg)
@@ -52,6 +54,9 @@ class LearnerHost:
     def _died(self) -> LearnerProcessDied:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
+        if not self._closing and not self._reported and self.on_death is not None:
+            self._reported = True
+            self.on_death(self.returncode())
         return LearnerProcessDied(f"The process running your code ended ({describe_exit(self.returncode())}) "
                                   "while the check was waiting for it: look for os._exit(), sys.exit() at import "
                                   "time, a crash of the interpreter, or a resource limit your code ran into.")
@@ -66,6 +71,7 @@ class LearnerHost:
         return self.conn.request("load", args={"path": str(path)})
 
     def close(self) -> None:
+        self._closing = True
         self.conn.close()
         with contextlib.suppress(ProcessLookupError, PermissionError):
             if self.proc.poll() is None:
@@ -112,9 +118,8 @@ _OUTPUT_LOCK = threading.Lock()
 
 
 def _show_output(text: str) -> None:
-    with _OUTPUT_LOCK:  # the learner's prints land in the check's captured output
-        with contextlib.suppress(Exception):
-            sys.stdout.write(text)
+    with _OUTPUT_LOCK, contextlib.suppress(Exception):  # the learner's prints land in the check's output
+        sys.stdout.write(text)
 
 
 class HostPool:
@@ -127,10 +132,12 @@ class HostPool:
         self._count = 0
         self._lock = threading.Lock()
         self.on_start = None  # called with each new host (the plugin probes the first one)
+        self.on_death = None  # called with the exit code of a host that ended while the judge needed it
 
     def start(self) -> LearnerHost:
         self._count += 1
         host = LearnerHost(self.cfg, self.private_dir / f"host-{self._count}.log")
+        host.on_death = self.on_death
         if self.on_start:
             self.on_start(host)
         return host
@@ -162,6 +169,14 @@ def pool() -> HostPool:
     if _POOL is None:
         raise RuntimeError("no learner host: checks run under the grader's pytest plugin (`grade KATA`)")
     return _POOL
+
+
+def in_host(impl, what: str, *args, **kwargs):
+    """Build `what` (e.g. "confluent_kafka.Producer") in the learner host that runs `impl`, and return
+    a handle to it: learner code given the handle uses the object locally, at full speed, while the
+    check still calls its methods. Callables in args (stats_cb…) are called back in the check."""
+    conn = object.__getattribute__(impl, "_conn")
+    return conn.request("construct", args=conn.codec.encode({"what": what, "args": list(args), "kwargs": kwargs}))
 
 
 def load_learner_module(path):

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
-from grader.checklib import wait_for
 from grader.jsonfile import write_json_atomic
+from grader.kit.kafka import wait_for
 
 
 class ClusterControl:

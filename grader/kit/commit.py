@@ -12,7 +12,8 @@ from pathlib import Path
 
 from confluent_kafka import KafkaException, TopicPartition
 
-from grader.checklib import ChildRun, explain
+from grader.kit.childrun import ChildRun
+from grader.kit.kafka import explain
 
 PARTITIONS = 3
 PER_PARTITION = 8
