@@ -118,7 +118,7 @@ def _run_judge(kata: Kata, impl_path: Path, bootstrap_servers: str, tmpdir: Path
     shutil.copyfile(impl_path, copy)
     copy.chmod(0o644)
     cfg = {**sandbox.settings(scratch, timeout), "private": str(tmpdir), "hidden": _hidden_paths(kata)}
-    if "user" in cfg["layers"]:
+    if "user" in cfg["layers"] and "bwrap" not in cfg["layers"]:  # bwrap's mounts hide them anyway
         _hide_course_files(kata)
     (tmpdir / "host.json").write_text(json.dumps(cfg))
     read_end, write_end = os.pipe()

@@ -27,7 +27,7 @@ LEARNER_USER = "kata-learner"
 # Address space: Python + confluent-kafka + librdkafka threads reserve far more virtual memory
 # than they use (thread stacks, malloc arenas); measured peaks stay under 1.5 GB with
 # MALLOC_ARENA_MAX=2 (docs/benchmarks.md), so 4 GB stops runaway allocation without false alarms.
-LIMITS = {"as": 4 << 30, "nproc": 4096, "fsize": 256 << 20, "nofile": 1024, "core": 0}
+LIMITS = {"as": 4 << 30, "nproc": 4096, "fsize": 64 << 20, "nofile": 1024, "core": 0}
 ETC = ("/etc/hosts", "/etc/nsswitch.conf", "/etc/passwd", "/etc/group", "/etc/localtime", "/etc/ssl",
        "/etc/ld.so.cache", "/etc/host.conf", "/etc/resolv.conf", "/etc/gai.conf")
 

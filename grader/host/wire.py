@@ -151,8 +151,19 @@ class Codec:
         self.is_own_proxy = is_own_proxy  # obj -> its remote handle id, or None
 
     def encode(self, obj, depth: int = 0):
+        kind = type(obj)  # fast paths for the exact plain types (most of what crosses)
+        if kind is str or kind is bool or kind is float or obj is None:
+            return obj
+        if kind is int:
+            return obj if -(1 << 63) < obj < 1 << 63 else {"$int": str(obj)}
+        if kind is bytes:
+            return {"$b": base64.b64encode(obj).decode("ascii")}
         if depth > 60:
             raise WireError("a value nested more than 60 levels deep")
+        if kind is list:
+            return [self.encode(v, depth + 1) for v in obj]
+        if kind is tuple:
+            return {"$t": [self.encode(v, depth + 1) for v in obj]}
         if obj is None or isinstance(obj, (bool, int, float, str)):
             if isinstance(obj, int) and not isinstance(obj, bool) and abs(obj) >= 1 << 63:
                 return {"$int": str(obj)}

@@ -1,0 +1,127 @@
+"""The cost of the judge / learner-host split, measured side by side in one run:
+
+1. the proxy's round trip per call: `impl.fn(x)` (attribute read + call), a call on a held
+   function, and a callback from learner code into the judge; at each isolation layer asked for;
+2. the warm `grade kata-01 --solution` wall time of the tree before the split (a git ref,
+   default BEFORE_REF, extracted to a temporary folder) and of this tree, alternating runs,
+   medians, one ratio (the issue's bound: within 1.2x).
+
+Run from the repository root:  python benchmarks/proxy.py [--runs 8] [--calls 2000] [--layers process,user+bwrap]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from grader.broker import reusable  # noqa: E402
+from grader.host import sandbox  # noqa: E402
+from grader.kit.learner import LearnerHost  # noqa: E402
+
+BEFORE_REF = "f1a4035"  # the last main commit that imported learner code into the checks' process
+LEARNER = '''
+def echo(x):
+    return x
+
+def call_back(fn, n):
+    for i in range(n):
+        fn(i)
+    return n
+'''
+
+
+def round_trips(layer: str, calls: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="kk-proxy-bench-") as tmp:
+        scratch = Path(tmp) / "scratch"
+        cfg = {**sandbox.settings(scratch, 600, mode=layer), "private": tmp, "hidden": []}
+        sandbox.prepare_scratch(scratch)
+        learner = scratch / "learner.py"
+        learner.write_text(LEARNER)
+        learner.chmod(0o644)
+        host = LearnerHost(cfg, Path(tmp) / "host.log")
+        try:
+            started = time.perf_counter()
+            impl = host.load(learner)
+            load_s = time.perf_counter() - started
+            echo = impl.echo
+            for _ in range(50):  # warm up
+                impl.echo(1)
+            t0 = time.perf_counter()
+            for i in range(calls):
+                impl.echo(i)
+            t1 = time.perf_counter()
+            for i in range(calls):
+                echo(i)
+            t2 = time.perf_counter()
+            impl.call_back(lambda i: None, calls)
+            t3 = time.perf_counter()
+            payload = [(b"k" * 24, b"v" * 300)] * 1500  # one kata-17 round of events
+            t4 = time.perf_counter()
+            for _ in range(10):
+                echo(payload)
+            t5 = time.perf_counter()
+        finally:
+            host.close()
+    return {"start+load ms": load_s * 1e3, "impl.fn(x) us": (t1 - t0) / calls * 1e6,
+            "held fn(x) us": (t2 - t1) / calls * 1e6, "callback us": (t3 - t2) / calls * 1e6,
+            "1500 events there+back ms": (t5 - t4) / 10 * 1e3}
+
+
+def timed(cmd: list[str], cwd: Path, env: dict) -> float:
+    started = time.monotonic()
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True)
+    elapsed = time.monotonic() - started
+    if result.returncode != 0:
+        raise RuntimeError(result.stdout.decode()[-1500:] + result.stderr.decode()[-1500:])
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=8)
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--before-ref", default=BEFORE_REF)
+    parser.add_argument("--layers", default="process,auto")
+    parser.add_argument("--kata", default="kata-01")
+    args = parser.parse_args()
+    for layer in args.layers.split(","):
+        figures = round_trips(layer, args.calls)
+        label = sandbox.settings(Path("/tmp"), 1, mode=layer)["layers"] or ["process"]
+        print(f"proxy round trips, layer {layer} ({'+'.join(label)}): "
+              + ", ".join(f"{k} {v:.1f}" for k, v in figures.items()))
+    env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "PYTHONPATH")}
+    broker, started = reusable.up(lambda m: None)
+    try:
+        with tempfile.TemporaryDirectory(prefix="kk-before-") as before:
+            archive = subprocess.run(["git", "archive", args.before_ref, "grader", "katas", "checks", "solutions"],
+                                     cwd=ROOT, capture_output=True, check=True).stdout
+            subprocess.run(["tar", "-x", "-C", before], input=archive, check=True)
+            trees = {"before": Path(before), "after": ROOT}
+            times: dict[str, list[float]] = {"before": [], "after": []}
+            cmd = [sys.executable, "-m", "grader", args.kata, "--solution", "-q"]
+            for name, tree in trees.items():  # warm the OS caches for both
+                timed(cmd, tree, {**env, "PYTHONPATH": str(tree)})
+            for _ in range(args.runs):
+                for name, tree in trees.items():
+                    times[name].append(timed(cmd, tree, {**env, "PYTHONPATH": str(tree)}))
+        b, a = statistics.median(times["before"]), statistics.median(times["after"])
+        print(f"warm grade {args.kata} --solution, median of {args.runs} alternating runs: before ({args.before_ref}) "
+              f"{b:.2f}s, after (learner host, isolation auto) {a:.2f}s = {a / b:.2f}x (bound 1.2x)")
+        for name in trees:
+            print(f"   {name}: {', '.join(f'{x:.2f}' for x in times[name])}")
+    finally:
+        if started:
+            reusable.down()
+
+
+if __name__ == "__main__":
+    main()
