@@ -261,6 +261,8 @@ def run_benchmark(kit, impl) -> Bench:
         tuned.wait_for_producer_id(15)
     for r in range(ROUNDS):
         events = make_events(r)
+        # publish() runs in the learner's process: its copy of the events crosses before the clock starts.
+        their_events = in_host(impl, "builtins.list", events)
         order = [(bench.naive, naive), (bench.tuned, tuned)]
         if r % 2:
             order.reverse()  # alternate who goes first, so drift on the machine hits both sides
@@ -268,7 +270,7 @@ def run_benchmark(kit, impl) -> Bench:
             publish = reference_publish if side is bench.naive else impl.publish
             started = time.perf_counter()
             try:
-                publish(sp.producer, side.topic, events)
+                publish(sp.producer, side.topic, events if side is bench.naive else their_events)
             except Exception as exc:  # the learner's code failed: say so in their terms
                 bench.failure = {"did": f"called publish(producer, {side.topic!r}, <{len(events)} events>) "
                                  f"with a producer built from your producer_config() (round {r + 1})",

@@ -59,7 +59,8 @@ def load(path: str):
     return module
 
 
-CONSTRUCTIBLE = {"confluent_kafka.Producer", "confluent_kafka.Consumer", "confluent_kafka.admin.AdminClient"}
+CONSTRUCTIBLE = {"confluent_kafka.Producer", "confluent_kafka.Consumer", "confluent_kafka.admin.AdminClient",
+                 "builtins.list", "builtins.dict"}
 
 
 def construct(what: str, args: list | None = None, kwargs: dict | None = None):
