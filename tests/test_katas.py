@@ -53,6 +53,7 @@ def test_generated_mutants_of_changed_katas_are_killed(bootstrap):
     so the sweep itself always runs."""
     course = load_course(ROOT)
     targets = [k.id for k in record.changed_katas(ROOT, list(course.katas))] or ["kata-01"]
+    REPORTS.mkdir(exist_ok=True)
     result = run_grade("validate", *targets, "--mutants", "--jobs", "3", "--json", "--bootstrap-servers", bootstrap,
                        timeout=3000)
     (REPORTS / "mutation-ci.json").write_text(result.stdout)
