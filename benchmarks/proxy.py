@@ -64,6 +64,7 @@ def round_trips(layer: str, calls: int) -> dict[str, float]:
             t2 = time.perf_counter()
             impl.call_back(lambda i: None, calls)
             t3 = time.perf_counter()
+            vm = _peak_vm(host, impl) if layer == "process" else {}
             payload = [(b"k" * 24, b"v" * 300)] * 1500  # one kata-17 round of events
             t4 = time.perf_counter()
             for _ in range(10):
@@ -71,9 +72,23 @@ def round_trips(layer: str, calls: int) -> dict[str, float]:
             t5 = time.perf_counter()
         finally:
             host.close()
-    return {"start+load ms": load_s * 1e3, "impl.fn(x) us": (t1 - t0) / calls * 1e6,
+    return {**vm, "start+load ms": load_s * 1e3, "impl.fn(x) us": (t1 - t0) / calls * 1e6,
             "held fn(x) us": (t2 - t1) / calls * 1e6, "callback us": (t3 - t2) / calls * 1e6,
             "1500 events there+back ms": (t5 - t4) / 10 * 1e3}
+
+
+def _peak_vm(host, impl) -> dict[str, float]:
+    """Virtual memory of a host that runs a producer, a consumer and an admin client (RLIMIT_AS's margin)."""
+    from grader.kit.learner import in_host
+
+    clients = [in_host(impl, "confluent_kafka.Producer", {"bootstrap.servers": "127.0.0.1:1", "log_level": 0}),
+               in_host(impl, "confluent_kafka.Consumer", {"bootstrap.servers": "127.0.0.1:1", "group.id": "g",
+                                                          "log_level": 0}),
+               in_host(impl, "confluent_kafka.admin.AdminClient", {"bootstrap.servers": "127.0.0.1:1", "log_level": 0})]
+    clients[0].poll(0.5)
+    status = Path(f"/proc/{host.proc.pid}/status").read_text()
+    fields = {line.split(":")[0]: int(line.split()[1]) for line in status.splitlines() if line.startswith("Vm")}
+    return {"VmPeak MB": fields.get("VmPeak", 0) / 1024, "VmHWM MB": fields.get("VmHWM", 0) / 1024}
 
 
 def timed(cmd: list[str], cwd: Path, env: dict) -> float:

@@ -205,7 +205,7 @@ def _hide_course_files(kata: Kata) -> None:
 def _kill_strays(scratch: Path) -> None:
     """SIGKILL every process still running from this run's scratch directory (a learner host's
     forked child that left its process group). Found by its cwd or its environment."""
-    marker = str(scratch)
+    marker = str(scratch).rstrip("/")
     for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else []:
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
@@ -214,7 +214,7 @@ def _kill_strays(scratch: Path) -> None:
             environ = (entry / "environ").read_bytes()
         except OSError:
             continue
-        if cwd.startswith(marker) or f"HOME={marker}".encode() in environ:
+        if cwd == marker or cwd.startswith(marker + "/") or f"HOME={marker}/".encode() in environ:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(int(entry.name), signal.SIGKILL)
 

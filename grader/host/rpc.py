@@ -135,6 +135,12 @@ class Connection:
             if message["kind"] == "req":
                 self._serve(message)
 
+    def notify_call(self, target, *args) -> None:
+        """Call without waiting for (or getting) a reply: for callbacks whose result nobody needs, so the
+        caller's thread never waits for the other process to be scheduled (librdkafka's stats_cb)."""
+        self._send({"kind": "req", "id": None, "noreply": True, "ctx": f"{self.side}:notify", "op": "call",
+                    "ref": self._ref_of(target), "args": self.codec.encode(list(args)), "kwargs": {}})
+
     def call(self, target, *args, **kwargs):
         return self.request("call", ref=self._ref_of(target), args=self.codec.encode(list(args)),
                             kwargs=self.codec.encode(kwargs))
@@ -190,6 +196,10 @@ class Connection:
                 self._serve(message)
 
     def _serve(self, message: dict) -> None:
+        if message.get("noreply"):
+            with contextlib.suppress(BaseException):
+                self._execute(message)
+            return
         reply = {"kind": "rep", "re": message.get("id"), "ctx": message["ctx"]}
         try:
             result = self._execute(message)

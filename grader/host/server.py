@@ -23,6 +23,7 @@ import threading
 import uuid
 from pathlib import Path
 
+from grader.host.proxies import RemoteFunction
 from grader.host.rpc import Connection, learner_frames
 
 OUTPUT_CAP = 256 * 1024  # bytes of learner output forwarded to the judge; the rest is dropped
@@ -69,7 +70,18 @@ def construct(what: str, args: list | None = None, kwargs: dict | None = None):
     if what not in CONSTRUCTIBLE:
         raise ValueError(f"{what} cannot be constructed in the learner host")
     module, _, name = what.rpartition(".")
-    return getattr(importlib.import_module(module), name)(*(args or []), **(kwargs or {}))
+    args = [_unblocking(a) for a in args or []]
+    return getattr(importlib.import_module(module), name)(*args, **(kwargs or {}))
+
+
+def _unblocking(config):
+    """A client config's stats_cb from the judge is sent without waiting: librdkafka calls it from poll() in
+    the learner's own loop, which must not wait for the judge's process to be scheduled."""
+    if isinstance(config, dict) and isinstance(config.get("stats_cb"), RemoteFunction):
+        judge_fn = config["stats_cb"]
+        conn = object.__getattribute__(judge_fn, "_conn")
+        return {**config, "stats_cb": lambda raw: conn.notify_call(judge_fn, raw)}
+    return config
 
 
 def probe(paths: list[str] | None = None, judge_pid: int | None = None) -> dict:
