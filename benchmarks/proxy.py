@@ -41,6 +41,7 @@ def call_back(fn, n):
 
 def round_trips(layer: str, calls: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="kk-proxy-bench-") as tmp:
+        os.chmod(tmp, 0o755)  # the host may run as another user: it must reach the scratch dir inside
         scratch = Path(tmp) / "scratch"
         cfg = {**sandbox.settings(scratch, 600, mode=layer), "private": tmp, "hidden": []}
         sandbox.prepare_scratch(scratch)
