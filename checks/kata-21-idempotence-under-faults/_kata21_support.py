@@ -82,7 +82,7 @@ class FaultyStream:
     """
 
     def __init__(self, events: list[tuple[str, str]], brokers: Brokers, topic: str, partitions: int,
-                 before: int, pace_s: float = 0.004, patience_s: float = 10.0):
+                 before: int, pace_s: float = 0.003, patience_s: float = 10.0):
         self.events, self.brokers, self.topic, self.partitions = events, brokers, topic, partitions
         self.before, self.pace_s, self.patience_s = before, pace_s, patience_s
         self.handed_over = 0
