@@ -28,10 +28,25 @@ class Brokers:
         # of a producer that wraps the stream in a transaction would never show).
         self._reader = Consumer({"bootstrap.servers": direct, "group.id": "kata21-watermarks",
                                  "enable.auto.commit": False, "isolation.level": "read_uncommitted", **QUIET})
+        # read_committed: its end offset is the last stable offset, which stops at an open transaction.
+        self._stable_reader = Consumer({"bootstrap.servers": direct, "group.id": "kata21-watermarks",
+                                        "enable.auto.commit": False, "isolation.level": "read_committed", **QUIET})
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._reader.close()
+        for reader in (self._reader, self._stable_reader):
+            with contextlib.suppress(Exception):
+                reader.close()
+
+    def settled(self, topic: str, partitions: int) -> bool:
+        """No transaction is open on the topic: every partition's last stable offset has reached its high
+        watermark. The coordinator writes commit markers just after commit_transaction() returns, so a
+        read_committed reader started at once could miss a committed partition."""
+        for p in range(partitions):
+            tp = TopicPartition(topic, p)
+            stable = self._stable_reader.get_watermark_offsets(tp, timeout=5, cached=False)[1]
+            if stable < self._reader.get_watermark_offsets(tp, timeout=5, cached=False)[1]:
+                return False
+        return True
 
     def partitions(self, topic: str) -> dict:
         md = self.admin.list_topics(topic, timeout=10).topics[topic]

@@ -88,6 +88,9 @@ def outcome(cluster, bootstrap_servers, impl_path, pytestconfig):
         worker.start()
         worker.join(RUN_DEADLINE_S)
         stream.finish()
+        # A transactional producer's commit markers land a moment after it returns; an open transaction never
+        # settles, and then only what was committed is read (after this bounded wait).
+        until(lambda: brokers.settled(topic, PARTITIONS), 10, "every transaction on the topic to end")
         out.records = kit.read_all(out.topic, timeout=15)
         out.refusal = _call_refused(impl, bootstrap_servers, refusing)
         yield out
