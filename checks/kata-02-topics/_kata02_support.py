@@ -8,7 +8,7 @@ import zlib
 from collections import defaultdict
 
 from confluent_kafka import KafkaException, TopicCollection
-from confluent_kafka.admin import ConfigResource
+from confluent_kafka.admin import ConfigResource, NewTopic
 
 from grader.checklib import explain
 
@@ -16,6 +16,20 @@ DAY_MS = 24 * 3600 * 1000
 WANTED_RF, WANTED_MIN_ISR = 3, 2
 # Non-ASCII keys: the key is the text's UTF-8 bytes, and the returned dict is keyed by the text.
 KEYS = [f"customer-{n:03d}" for n in range(36)] + ["zoë", "客户-7", "ünïcödé", "🙂"]
+
+
+def create_topics(kit, specs: dict[str, tuple[int, dict]]) -> dict[str, str]:
+    """Create every topic the checks start from in one request (one controller round instead of one
+    per check), and wait until each has a leader for every partition: {label: topic name}."""
+    names = {label: kit.unique(label) for label in specs}
+    futures = kit.admin.create_topics([NewTopic(names[label], num_partitions=n, replication_factor=1, config=cfg)
+                                       for label, (n, cfg) in specs.items()])
+    for name in names.values():
+        futures[name].result(timeout=30)
+        kit.created_topics.append(name)
+    for label, (n, _) in specs.items():
+        kit.wait_for_leaders(names[label], n)
+    return names
 
 
 def broker_count(kafka) -> int:
@@ -82,14 +96,16 @@ def conflict_message_problem(text: str, topic: str, differing: dict) -> str | No
     return None
 
 
-def probes_on_broker(kafka, topic: str, skip: set) -> dict[str, set[int]]:
-    """Partitions where each key's probe records are, ignoring records already seen (partition, offset)."""
-    where = defaultdict(set)
+def probes_on_broker(kafka, topic: str, skip: set) -> tuple[dict[str, set[int]], set]:
+    """Partitions where each key's probe records are, and the values seen, ignoring records already
+    seen (partition, offset)."""
+    where, values = defaultdict(set), set()
     for r in kafka.read_all(topic, timeout=15):
         if (r.partition, r.offset) not in skip:
             where[r.key.decode("utf-8", "replace") if r.key is not None else None].add(r.partition)
+            values.add(r.value)
             skip.add((r.partition, r.offset))
-    return where
+    return where, values
 
 
 def check_probe_report(kafka, impl, topic: str, partitions: int, seen: set) -> dict[str, int]:
@@ -102,7 +118,10 @@ def check_probe_report(kafka, impl, topic: str, partitions: int, seen: set) -> d
                 expected="a dict with every key (the text given), mapped to the partition its record landed on",
                 nudge="produce() returns before the record is sent. Where does the client tell you what became "
                 "of a record, and is the key you read back decoded the way it was encoded?", seen_in="your function")
-    actual = probes_on_broker(kafka, topic, seen)
+    actual, values = probes_on_broker(kafka, topic, seen)
+    if values - {b"probe"}:
+        explain(did=did + ", then read the topic back", saw=f"probe values {sorted(values, key=repr)[:3]}",
+                expected="every probe's value to be b\"probe\"", nudge="the contract fixes the probe's value.")
     for key in KEYS:
         if actual.get(key) != {report[key]}:
             explain(did=did + ", then read the topic back",

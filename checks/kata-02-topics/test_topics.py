@@ -1,5 +1,6 @@
 """Hidden checks for kata-02 (topics). Never shown to learners."""
 
+import pytest
 from _kata02_support import (
     DAY_MS,
     KEYS,
@@ -9,13 +10,29 @@ from _kata02_support import (
     call,
     check_probe_report,
     conflict_message_problem,
+    create_topics,
     describe,
     ensure,
     topic_config,
 )
 from confluent_kafka.admin import ConfigSource
 
-from grader.checklib import explain
+from grader.checklib import KafkaKit, explain
+
+# The topics the checks start from: (partitions, topic config). Each belongs to one check.
+CONFLICTS = {"partitions": ((3, DAY_MS), (6, DAY_MS)), "retention": ((3, DAY_MS), (3, 2 * DAY_MS)),
+             "both": ((4, 7 * DAY_MS), (2, 123456789))}
+PREMADE = {**{label: (have[0], {"retention.ms": str(have[1])}) for label, (have, _) in CONFLICTS.items()},
+           "probe": (7, {}), "refusing": (2, {"max.message.bytes": "16"}), "grow": (2, {}), "shrink": (4, {})}
+
+
+@pytest.fixture(scope="module")
+def premade(bootstrap_servers, pytestconfig):
+    kit = KafkaKit(bootstrap_servers, prefix=f"kk-{pytestconfig.getoption('--kata-run-id') or 'local'}-k02")
+    try:
+        yield create_topics(kit, PREMADE)
+    finally:
+        kit.close()
 
 # ---------------------------------------------------------------------- checks
 
@@ -146,23 +163,22 @@ def test_identical_existing_topic_is_fine(kafka, impl):
                 f"retention.ms={retention}", expected=f"4 partitions, retention.ms={DAY_MS}")
 
 
-def test_conflicting_partitions_raise(kafka, impl):
+def test_conflicting_partitions_raise(kafka, impl, premade):
     """ensure_topic() on an existing topic with another partition count raises TopicConflict naming it."""
-    check_conflict(kafka, impl, have=(3, DAY_MS), asked=(6, DAY_MS))
+    check_conflict(kafka, impl, premade["partitions"], *CONFLICTS["partitions"])
 
 
-def test_conflicting_retention_raises(kafka, impl):
+def test_conflicting_retention_raises(kafka, impl, premade):
     """ensure_topic() on an existing topic with another retention.ms raises TopicConflict naming it."""
-    check_conflict(kafka, impl, have=(3, DAY_MS), asked=(3, 2 * DAY_MS))
+    check_conflict(kafka, impl, premade["retention"], *CONFLICTS["retention"])
 
 
-def test_conflict_names_every_difference(kafka, impl):
+def test_conflict_names_every_difference(kafka, impl, premade):
     """A TopicConflict names every setting that differs, with both values, when several do."""
-    check_conflict(kafka, impl, have=(4, 7 * DAY_MS), asked=(2, 123456789))
+    check_conflict(kafka, impl, premade["both"], *CONFLICTS["both"])
 
 
-def check_conflict(kafka, impl, have: tuple[int, int], asked: tuple[int, int]) -> None:
-    topic = kafka.create_topic(partitions=have[0], config={"retention.ms": str(have[1])})
+def check_conflict(kafka, impl, topic: str, have: tuple[int, int], asked: tuple[int, int]) -> None:
     differing = {name: (h, a) for name, h, a in zip(("partitions", "retention.ms"), have, asked, strict=True) if h != a}
     did = (f"created {topic} with {have[0]} partitions and retention.ms={have[1]}, then called "
            f"ensure_topic(partitions={asked[0]}, retention_ms={asked[1]})")
@@ -194,15 +210,14 @@ def check_conflict(kafka, impl, have: tuple[int, int], asked: tuple[int, int]) -
                 nudge="changing a live topic is a decision for a person, not a side effect of start-up code.")
 
 
-def test_key_partitions_match_the_broker(kafka, impl):
+def test_key_partitions_match_the_broker(kafka, impl, premade):
     """key_partitions() reports the partition each key's record landed on, by the default partitioner."""
-    topic = kafka.create_topic(partitions=7)
-    check_probe_report(kafka, impl, topic, 7, set())
+    check_probe_report(kafka, impl, premade["probe"], 7, set())
 
 
-def test_key_partitions_raise_when_refused(kafka, impl):
+def test_key_partitions_raise_when_refused(kafka, impl, premade):
     """key_partitions() raises when the broker refuses the probe records."""
-    topic = kafka.create_topic(partitions=2, config={"max.message.bytes": "16"})
+    topic = premade["refusing"]
     did = (f"called key_partitions(bootstrap, topic, <{len(KEYS)} keys>) on a topic whose max.message.bytes (16) "
            "refuses every record (MESSAGE_TOO_LARGE)")
     try:
@@ -217,9 +232,9 @@ def test_key_partitions_raise_when_refused(kafka, impl):
             "and only its delivery report says it failed.", seen_in="your function")
 
 
-def test_adding_partitions_moves_keys(kafka, impl):
+def test_adding_partitions_moves_keys(kafka, impl, premade):
     """add_partitions() grows a topic, and afterwards some keys land on other partitions."""
-    topic = kafka.create_topic(partitions=2)
+    topic = premade["grow"]
     seen: set = set()
     before = check_probe_report(kafka, impl, topic, 2, seen)
     call(f"called add_partitions(bootstrap, {topic!r}, 5) on a 2-partition topic", impl.add_partitions,
@@ -239,9 +254,9 @@ def test_adding_partitions_moves_keys(kafka, impl):
                 nudge="a producer must learn the new partition count before its partitioner can use it.")
 
 
-def test_add_partitions_is_idempotent_and_never_shrinks(kafka, impl):
+def test_add_partitions_is_idempotent_and_never_shrinks(kafka, impl, premade):
     """add_partitions() to the current size is a no-op, and to a smaller size raises TopicConflict."""
-    topic = kafka.create_topic(partitions=4)
+    topic = premade["shrink"]
     call(f"called add_partitions(bootstrap, {topic!r}, 4) on a 4-partition topic", impl.add_partitions,
          kafka.bootstrap_servers, topic, 4, nudge="the topic already has what was asked: nothing to do.")
     did = f"called add_partitions(bootstrap, {topic!r}, 2) on a 4-partition topic"
