@@ -1,6 +1,7 @@
 """Hidden checks for kata-02 (topics). Never shown to learners."""
 
 import pytest
+from _kata02_proxy import BigClusterProxy
 from _kata02_support import (
     DAY_MS,
     KEYS,
@@ -121,6 +122,34 @@ def test_replication_fits_the_cluster(kafka, impl):
                 expected=f"min.insync.replicas = {want_isr}, set on the topic",
                 nudge="acks=all waits for min.insync.replicas copies. How many copies does this topic have? "
                 "A topic config set explicitly does not depend on each broker's defaults.")
+
+
+def test_replication_follows_the_cluster_metadata(kafka, impl):
+    """ensure_topic() reads the broker count from the cluster: on a cluster reporting 4 brokers it asks for 3 copies."""
+    brokers, want_rf, want_isr = 4, 3, 2  # ensure_topic's default wishes (3, 2) both fit 4 brokers
+    real = next(iter(kafka.admin.list_topics(timeout=10).brokers.values()))
+    proxy = BigClusterProxy(real.host, real.port, real.id, brokers)
+    topic = kafka.unique("big")
+    kafka.created_topics.append(topic)
+    did = (f"called ensure_topic(<a cluster whose metadata lists {brokers} brokers>, {topic!r}, partitions=2, "
+           f"retention_ms={DAY_MS}) with the default wishes and recorded the CreateTopics request it sent (the "
+           "grader's one real broker behind a proxy keeps one copy)")
+    try:
+        call(did, impl.ensure_topic, proxy.bootstrap, topic, 2, DAY_MS)
+    finally:
+        proxy.close()
+    asked = [(rf, cfg) for name, rf, cfg in proxy.created if name == topic]
+    if not asked:
+        explain(did=did, saw="no CreateTopics request for the topic", expected=f"one, with {want_rf} replicas",
+                seen_in="the proxy", nudge="did ensure_topic create the topic on the cluster it was given?")
+    rf, cfg = asked[0]
+    if rf != want_rf or cfg.get("min.insync.replicas") != str(want_isr):
+        explain(did=did, seen_in="the request your code sent",
+                saw=f"replication factor {rf}, min.insync.replicas {cfg.get('min.insync.replicas')!r}",
+                expected=f"replication factor {want_rf} and min.insync.replicas '{want_isr}': the default wishes, "
+                f"which fit a cluster of {brokers} brokers",
+                nudge="the same code runs on a laptop with one broker and in production with many: count the "
+                "brokers the cluster's metadata lists, every time, instead of assuming a number.")
 
 
 def test_topic_has_partitions_and_retention(kafka, impl):

@@ -8,16 +8,17 @@ auto.create.topics.enable=false, a close() deadline shorter than the delivery ti
 queue too small for the records). Learner calls run in a worker thread with a deadline, so a hung
 publish() or close() fails its check instead of stalling the run.
 
-Still to come (a separate issue): the network-fault proof. Through a fault proxy (grader.faultproxy,
-`broker: {faults: true}`), drop the broker's responses after it has appended a batch, then cut the
-connection, so the producer must resend a batch the broker already holds; the check then reads back
-and expects no duplicate and no reordering. Only an idempotent producer passes it. Until then,
+The network fault is real too: test_a_resent_batch_is_not_written_twice publishes through a proxy
+(_kata03_proxy) that cuts the connection instead of passing on the broker's answer to the first
+Produce request, after the broker appended the batch; the producer resends it, and only an
+idempotent producer's resend is recognised (a plain one writes every record of the batch twice).
 test_broker_tracks_an_idempotent_producer observes the mechanism (producer id and per-partition
 sequence numbers) that makes that resend safe.
 """
 
 from collections import Counter, defaultdict
 
+from _kata03_proxy import BigClusterProxy
 from _kata03_support import (
     CLOSE_SLACK_S,
     Watermarks,
@@ -76,7 +77,10 @@ def _require_once(kafka, topic: str, sent: list[tuple[str, str, str | bytes]], w
                 "as UTF-8, bytes unchanged)",
                 nudge="a healthy topic receives every record you were given, once and unchanged, by the time "
                 "close() returns. What happens to records still queued in the producer when close() returns?"
-                if missing else "is each record produced once, with the key and value it was given?")
+                if missing else "a record written twice was sent once by your code: the producer resent a batch "
+                "the broker already had. Only an idempotent producer (a producer id and sequence numbers) lets the "
+                "broker recognise the resend." if dupes else "is each record produced once, with the key and value "
+                "it was given?")
     return [(r, index[(r.key, r.value)]) for r in records]
 
 
@@ -122,6 +126,30 @@ def test_every_record_delivered_once_in_key_order(kafka, impl):
                 "your process is not stored yet. What must close() wait for before it returns?")
     events = _require_once(kafka, topic, sent, what)
     _require_key_order(events, sent, ACCOUNTS, what)
+
+
+def test_a_resent_batch_is_not_written_twice(kafka, impl):
+    """When an acknowledgement is lost and the producer resends, every record is still written once, in order."""
+    topic = kafka.create_topic(partitions=2)
+    sent = _events(topic, ACCOUNTS[:4], 10)
+    real = next(iter(kafka.admin.list_topics(timeout=10).brokers.values()))
+    proxy = BigClusterProxy(real.host, real.port, real.id, brokers=1)
+    proxy.drop_produce_responses = 1  # the broker appends the first batch; its answer never arrives
+    try:
+        publisher = open_publisher(impl, proxy.bootstrap, {})
+        publish_all(publisher, sent)
+        failures, _ = close_publisher(publisher, 30.0, bound=CLOSE_SLACK_S)
+    finally:
+        proxy.close()
+    what = (f"published {len(sent)} records through a proxy that cut the connection instead of passing on the "
+            f"broker's answer to the first Produce request ({proxy.dropped} answer lost after the broker had "
+            "appended the records), so the producer had to resend")
+    if failures:
+        explain(did=f"{what}, then called close(30)", saw=f"close() reported {failures[:2]}", expected="[]",
+                seen_in="your close()", nudge="a lost acknowledgement is retried by the producer; the records "
+                "reach the broker, so nothing failed.")
+    events = _require_once(kafka, topic, sent, what)
+    _require_key_order(events, sent, ACCOUNTS[:4], what)
 
 
 def test_full_queue_waits_for_room(kafka, impl):
