@@ -77,10 +77,10 @@ def _require_once(kafka, topic: str, sent: list[tuple[str, str, str | bytes]], w
                 "as UTF-8, bytes unchanged)",
                 nudge="a healthy topic receives every record you were given, once and unchanged, by the time "
                 "close() returns. What happens to records still queued in the producer when close() returns?"
-                if missing else "a record written twice was sent once by your code: the producer resent a batch "
-                "the broker already had. Only an idempotent producer (a producer id and sequence numbers) lets the "
-                "broker recognise the resend." if dupes else "is each record produced once, with the key and value "
-                "it was given?")
+                if missing else "a record written twice was either produced twice by your code, or resent by the "
+                "producer in a batch the broker already had: only an idempotent producer (a producer id and "
+                "sequence numbers) lets the broker recognise the resend." if dupes else
+                "is each record produced once, with the key and value it was given?")
     return [(r, index[(r.key, r.value)]) for r in records]
 
 
