@@ -1,7 +1,6 @@
 """Hidden checks for kata-02 (topics). Never shown to learners."""
 
 import pytest
-from _kata02_proxy import BigClusterProxy
 from _kata02_support import (
     DAY_MS,
     KEYS,
@@ -19,6 +18,7 @@ from _kata02_support import (
 from confluent_kafka.admin import ConfigSource
 
 from grader.checklib import KafkaKit, explain
+from grader.protocolproxy import BigClusterProxy
 
 # The topics the checks start from: (partitions, topic config). Each belongs to one check.
 CONFLICTS = {"partitions": ((3, DAY_MS), (6, DAY_MS)), "retention": ((3, DAY_MS), (3, 2 * DAY_MS)),

@@ -18,7 +18,6 @@ sequence numbers) that makes that resend safe.
 
 from collections import Counter, defaultdict
 
-from _kata03_proxy import BigClusterProxy
 from _kata03_support import (
     CLOSE_SLACK_S,
     Watermarks,
@@ -30,6 +29,7 @@ from _kata03_support import (
 )
 
 from grader.checklib import explain
+from grader.protocolproxy import BigClusterProxy
 
 ACCOUNTS = [f"acct-{c}" for c in "abcdef"] + ["compte-é", "账户-8"]
 EVENTS_PER_ACCOUNT = 25

@@ -15,8 +15,8 @@ network fault: `drop_produce_responses = n` cuts the connection instead of passi
 responses, after the broker has appended their records, so the producer must resend batches the broker
 already holds (only an idempotent producer's resend is recognised and not written twice).
 
-The same file serves kata-02 and kata-03 (copied as _kata02_proxy.py / _kata03_proxy.py): a helper for
-the kit once checks can share one.
+Written for kata-02 (a bigger cluster) and kata-03 (resent batches); any single-broker kata may use
+it to inject a network fault.
 """
 
 from __future__ import annotations
