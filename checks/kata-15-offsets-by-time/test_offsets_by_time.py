@@ -127,8 +127,7 @@ def test_datetime_after_a_partitions_last_record_means_its_end(kafka, impl, shop
 
 
 def test_reset_to_earliest_and_latest(kafka, impl, shop):
-    """'earliest' commits each partition's log start offset (not 0), 'latest' its end, and a datetime before
-    every record the log start."""
+    """'earliest' and a datetime before every record commit the log start offsets (not 0), 'latest' the ends."""
     topic, group, base_ms = shop
     for future in kafka.admin.delete_records([TopicPartition(topic, 0, TRUNCATED_BEFORE)]).values():
         future.result(timeout=30)
@@ -182,26 +181,30 @@ def test_group_replays_from_the_datetime(kafka, impl, shop):
 
 
 def test_naive_datetime_is_refused(kafka, impl, shop):
-    """A datetime without a time zone names no moment: reset_offsets raises and changes nothing."""
+    """A naive datetime names no moment, and "yesterday" is no reset target: ValueError, nothing changes."""
     topic, group, base_ms = shop
-    when = at(base_ms, TARGET_MS).replace(tzinfo=None)
-    did = (f"called reset_offsets(bootstrap, group, topic, {when!r}), a naive datetime (no tzinfo), on group "
-           f"{group}, which had committed {PREVIOUS}")
-    try:
-        returned = impl.reset_offsets(kafka.bootstrap_servers, group, topic, when)
-    except NotImplementedError:
-        explain(did=did, saw="NotImplementedError: reset_offsets is still the stub", expected="it to raise")
-    except Exception:  # the expected outcome: the reset was refused
-        returned = None
-    else:
-        explain(did=did, saw=f"it returned {returned!r}", seen_in="your function's return value",
-                expected="an exception (ValueError): which moment is 10:00 without a time zone?",
-                nudge="a naive datetime is read as the local time of whatever machine runs the code. Refuse it "
-                "rather than guess.")
-    committed = {p: o for p, o in kafka.committed(group, topic).items() if o >= 0}
-    if committed != PREVIOUS:
-        explain(did=did, saw=f"it raised, but the group's committed offsets changed to {committed}",
-                expected=f"no change ({PREVIOUS})", nudge="refuse before committing anything.")
+    for to, why in ((at(base_ms, TARGET_MS).replace(tzinfo=None), "which moment is 10:00 without a time zone?"),
+                    ("yesterday", "to is 'earliest', 'latest' or an aware datetime")):
+        did = f"called reset_offsets(bootstrap, group, topic, {to!r}) on group {group}, which had committed {PREVIOUS}"
+        try:
+            returned = impl.reset_offsets(kafka.bootstrap_servers, group, topic, to)
+        except NotImplementedError:
+            explain(did=did, saw="NotImplementedError: reset_offsets is still the stub", expected="it to raise")
+        except ValueError:  # the expected outcome: the reset was refused
+            pass
+        except Exception as exc:
+            explain(did=did, saw=f"it raised {type(exc).__name__}: {exc}", seen_in="your function",
+                    expected=f"ValueError, raised by your own code: {why}",
+                    nudge="check what `to` is before you use it, and say clearly what is wrong with it.")
+        else:
+            explain(did=did, saw=f"it returned {returned!r}", seen_in="your function's return value",
+                    expected=f"ValueError: {why}",
+                    nudge="a naive datetime is read as the local time of whatever machine runs the code. Refuse it "
+                    "rather than guess." if to != "yesterday" else "refuse what you cannot reset to.")
+        committed = {p: o for p, o in kafka.committed(group, topic).items() if o >= 0}
+        if committed != PREVIOUS:
+            explain(did=did, saw=f"it raised, but the group's committed offsets changed to {committed}",
+                    expected=f"no change ({PREVIOUS})", nudge="refuse before committing anything.")
 
 
 def test_reset_refuses_an_active_group(kafka, impl, shop):
