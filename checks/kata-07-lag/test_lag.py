@@ -119,13 +119,24 @@ def test_partition_without_commit_counts_its_whole_log(kafka, impl):
 
 
 def test_empty_topic_and_unknown_group(kafka, impl):
-    """On an empty topic and a group that never existed: every partition at 0, and diagnose() says "no-commit"."""
+    """An empty topic and a group that never existed give zeros and "no-commit"; a missing topic raises."""
     topic = kafka.create_topic(partitions=2)
     group = kafka.unique("nobody")
     broker = Broker(kafka, topic, 2)
     try:
         did = f"created an empty 2-partition topic; group {group} has never existed; called measure_lag()"
         compare_with_broker(call_measure(impl, kafka, group, topic), broker.view(group), did)
+        missing = kafka.unique("no-such-topic")
+        try:
+            report = impl.measure_lag(kafka.bootstrap_servers, group, missing)
+        except Exception:  # the expected outcome: there is nothing to measure
+            pass
+        else:
+            explain(did=f"called measure_lag(bootstrap, {group!r}, {missing!r}) on a topic that does not exist",
+                    saw=f"it returned {report!r:.200}", seen_in="your function's return value",
+                    expected="an exception: a topic that does not exist has no lag to report",
+                    nudge="what does the topic's metadata say when it does not exist? A report of \"no lag\" "
+                    "would hide a typo in a monitoring setup.")
         _diagnose_static(impl, kafka, broker, group, topic, 0.5,
                          f"on an empty 2-partition topic and group {group}, which has never existed",
                          ("no-commit", 0, [0, 1]),
@@ -197,7 +208,7 @@ def test_stuck_member_is_stalled(kafka, impl):
 def test_abandoned_group_is_stalled(kafka, impl):
     """diagnose() says "stalled", with the members the group has at the end (0), for a group left with lag behind."""
     topic = kafka.create_topic(partitions=4)
-    produce_to_partitions(kafka, topic, {0: 20, 1: 20, 2: 20, 3: 20})
+    produce_to_partitions(kafka, topic, {0: 20, 2: 20})  # partitions 1 and 3 stay empty
     group = kafka.unique("abandoned")
     member = Member(kafka, topic, group)
     broker = Broker(kafka, topic, 4)
@@ -211,7 +222,7 @@ def test_abandoned_group_is_stalled(kafka, impl):
         left["at"] = time.monotonic()
 
     try:
-        member.consume_exactly({0: 7, 2: 11})  # partitions 1 and 3: never committed on
+        member.consume_exactly({0: 19, 2: 20})  # one record of lag left; partitions 1 and 3: never committed on
         _require_members(broker, group, 1)
         leaver = threading.Thread(target=leave, daemon=True)
         started = time.monotonic()
@@ -223,16 +234,17 @@ def test_abandoned_group_is_stalled(kafka, impl):
     finally:
         member.close()
         broker.close()
-    did = (f"let the only member of group {group} commit 7 and 11 of 20 records on partitions 0 and 2 (nothing on "
-           f"1 and 3) and hang; called diagnose(interval_s={interval}) and, 0.3s into it, the member left the group")
+    did = (f"let the only member of group {group} commit 19 and 20 of 20 records on partitions 0 and 2 (nothing "
+           f"on 1 and 3, which are empty) and hang, a single record of lag left; called diagnose(interval_s="
+           f"{interval}) and, 0.3s into it, the member left the group")
     compare_with_broker(result["first"], before, did + " (its first sample)")
     compare_with_broker(result["second"], after, did + " (its second sample)")
     # Only when the member had surely left before the second sample could start do its members count.
     members = 0 if left.get("at", float("inf")) - started < interval else result["members"]
     check_verdict(result, did, "stalled", members, [1, 3],
-                  nudge="lag that does not move between two samples means nobody is making progress, even when "
-                  "some partitions were never committed on; the member count is the group's when the second "
-                  "sample is taken.")
+                  nudge="lag that does not move between two samples means nobody is making progress, even a "
+                  "single record, and even when some partitions were never committed on; the member count is the "
+                  "group's when the second sample is taken.")
 
 
 def test_caught_up_group_is_ok(kafka, impl):
