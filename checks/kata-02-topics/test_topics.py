@@ -18,7 +18,7 @@ from _kata02_support import (
 from confluent_kafka.admin import ConfigSource
 
 from grader.kit import KafkaKit, explain
-from grader.protocolproxy import BigClusterProxy
+from grader.kit.protocolproxy import BigClusterProxy
 
 # The topics the checks start from: (partitions, topic config). Each belongs to one check.
 CONFLICTS = {"partitions": ((3, DAY_MS), (6, DAY_MS)), "retention": ((3, DAY_MS), (3, 2 * DAY_MS)),

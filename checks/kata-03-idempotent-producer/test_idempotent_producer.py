@@ -9,7 +9,7 @@ queue too small for the records). Learner calls run in a worker thread with a de
 publish() or close() fails its check instead of stalling the run.
 
 The network fault is real too: test_a_resent_batch_is_not_written_twice publishes through a proxy
-(grader.protocolproxy) that cuts the connection instead of passing on the broker's answer to the first
+(grader.kit.protocolproxy) that cuts the connection instead of passing on the broker's answer to the first
 Produce request, after the broker appended the batch; the producer resends it, and only an
 idempotent producer's resend is recognised (a plain one writes every record of the batch twice).
 test_broker_tracks_an_idempotent_producer observes the mechanism (producer id and per-partition
@@ -29,7 +29,7 @@ from _kata03_support import (
 )
 
 from grader.kit import explain
-from grader.protocolproxy import BigClusterProxy
+from grader.kit.protocolproxy import BigClusterProxy
 
 ACCOUNTS = [f"acct-{c}" for c in "abcdef"] + ["compte-é", "账户-8"]
 EVENTS_PER_ACCOUNT = 25
