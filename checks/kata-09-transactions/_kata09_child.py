@@ -100,6 +100,16 @@ class Observed:
                 return t - calls[i - 1][0] if i else None
         return None
 
+    def busiest_second(self) -> int:
+        """The most should_stop() calls within any one second (a spinning loop makes thousands)."""
+        stamps = [t for t, kind in self.events_seen() if kind in ("go", "stop")]
+        most, first = 0, 0
+        for last, stamp in enumerate(stamps):
+            while stamp - stamps[first] > 1.0:
+                first += 1
+            most = max(most, last - first + 1)
+        return most
+
     def wait_init(self, proc_alive, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and proc_alive():

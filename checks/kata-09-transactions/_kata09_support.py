@@ -3,6 +3,7 @@ reports them per isolation level, and a watcher that follows the output topic.""
 
 from __future__ import annotations
 
+import struct
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -231,3 +232,34 @@ def offsets_nudge(seen: dict[int, int], want: dict[int, int]) -> str:
         return "a committed offset is the next record to read, not the last one processed."
     return ("offsets are missing or behind on some partitions: a batch holds records of several partitions, "
             "and each of them needs its next offset in the transaction.")
+
+
+def transaction_timeout_ms(kafka: KafkaKit, transactional_id: str, since_ms: int, timeout: float = 5) -> int | None:
+    """transaction.timeout.ms as the transaction coordinator recorded it for this transactional.id (its
+    latest record in __transaction_state written since `since_ms`), or None when there is none."""
+    topic = "__transaction_state"
+    consumer = kafka.consumer(**{"fetch.wait.max.ms": 50})
+    try:
+        md = kafka.admin.list_topics(topic, timeout=10).topics.get(topic)
+        if md is None or md.error:
+            return None
+        starts = consumer.offsets_for_times([TopicPartition(topic, part, since_ms) for part in md.partitions],
+                                            timeout=10)
+        ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in starts}
+        todo = {tp.partition for tp in starts if 0 <= tp.offset < ends[tp.partition]}
+        consumer.assign([tp for tp in starts if tp.partition in todo])
+        found, deadline = None, time.monotonic() + timeout
+        while todo and time.monotonic() < deadline:
+            msg = consumer.poll(0.1)
+            if msg is None or msg.error():
+                continue
+            key, value = msg.key() or b"", msg.value()
+            # key: version int16, transactional.id as int16 length + UTF-8; value: version int16,
+            # producer id int64, producer epoch int16, transaction timeout int32, ...
+            if value and len(value) >= 16 and key[4:] == transactional_id.encode():
+                found = struct.unpack(">hqhi", value[:16])[3]
+            if msg.offset() + 1 >= ends[msg.partition()]:
+                todo.discard(msg.partition())
+        return found
+    finally:
+        consumer.close()
