@@ -12,21 +12,25 @@ from _kata14_support import (
     Outbox,
     busiest_second,
     call_desc,
-    crash_in_transaction_wrapper,
     events_by_id,
     fail_if_died,
+    idle_interval,
     set_max_message_bytes,
     start_relay,
     stop_relay,
     stop_watch,
     story_rows,
+    transaction_state,
     wait_until_sent,
+    write_aborted_batch,
+    writers_of,
 )
 
 from grader.checklib import KafkaKit, explain
 
 NEW_ROWS_S = 6.0  # rows committed while the relay runs: it looks again about every 0.1 s
 LOCK_AFTER_PROCESS_S = 0.3  # how long the application keeps its lock once the relay called process() for row 8
+MIN_IDLE_PAUSE_S = 0.02  # "about 0.1 s" between looks at an empty outbox; a spinning loop takes microseconds
 MAX_LOOKS_PER_S = 100  # an idle relay pauses about 0.1 s between looks: ~10 calls a second, never hundreds
 REFUSE_S = 8.0  # a refused event fails its delivery (or commit) at once: the relay must raise by then
 
@@ -101,6 +105,14 @@ def plain_run(bootstrap_servers, impl_path, pytestconfig, tmp_path_factory):
             wait_until_sent(run, db, list(range(1, 17)), outcome["did"], timeout=NEW_ROWS_S,
                             nudge="rows the application commits while the relay runs should go out promptly: how "
                             "long does your relay wait before it looks at the table again?")
+            # Everything is sent: the outbox is empty, and the relay should pause between looks.
+            pause = idle_interval(watched.events, after=time.monotonic())
+            if pause is not None and pause < MIN_IDLE_PAUSE_S:
+                explain(did=outcome["did"] + ", and timed its should_stop() calls once the outbox was empty",
+                        saw=f"only {pause * 1000:.1f} ms between two looks at the empty outbox",
+                        expected="a short pause (about 0.1 s) before looking at an empty outbox again",
+                        nudge="what does your relay do when the outbox has no unsent rows?",
+                        seen_in="the check's callbacks")
             stop_relay(run, outcome["did"])
             busiest = busiest_second(watched.events)
             if busiest > MAX_LOOKS_PER_S:
@@ -186,6 +198,7 @@ def test_crash_after_delivery_sends_no_duplicates(kafka, impl_path, tmp_path):
     """A relay killed after Kafka confirmed a row, before marking it sent, does not send it again on restart."""
     topic = kafka.create_topic(partitions=1)
     db = Outbox(tmp_path / "shop.db")
+    started_ms = int(time.time() * 1000)
     rows = story_rows(14)
     db.insert(rows[:10])
     txid = kafka.unique("relay")
@@ -214,24 +227,13 @@ def test_crash_after_delivery_sends_no_duplicates(kafka, impl_path, tmp_path):
                     nudge="a delivery is confirmed by the delivery report (or commit_transaction() returning).")
     finally:
         run.close()
-    # A second crash, inside the relay's next transaction: its events are written, not yet confirmed.
+    # What an incarnation that died mid-batch leaves behind: the events of the next rows in the topic's log,
+    # in a transaction that was aborted (they were never delivered).
     db.insert(rows[10:])
-    did += (", then committed rows 11..14, started it again and SIGKILLed it as soon as it asked Kafka to "
-            "confirm its events (the start of commit_transaction() or flush())")
-    wrapper, marker = crash_in_transaction_wrapper(impl_path, tmp_path)
-    second = start_relay(wrapper, tmp_path, kafka, db, topic, txid)
-    try:
-        deadline = time.monotonic() + 45
-        while second.proc.poll() is None and time.monotonic() < deadline and not set(range(1, 15)) <= set(
-                db.sent_ids()):
-            time.sleep(0.1)
-        if second.proc.poll() is None:
-            stop_relay(second, did)  # it confirms its events some other way: no crash point, carry on
-        elif not marker.exists():
-            fail_if_died(second, did)
-    finally:
-        second.close()
-    did += ", then started it a third time until every row was marked sent"
+    write_aborted_batch(kafka, topic, txid, db, range(11, 15))
+    did += (", then committed rows 11..14 and left their events in the topic inside an ABORTED transaction "
+            "(with the relay's transactional.id: a crashed batch)")
+    did += ", then started it again until every row was marked sent"
     again = start_relay(impl_path, tmp_path, kafka, db, topic, txid)
     try:
         wait_until_sent(again, db, list(range(1, 15)), did)
@@ -241,9 +243,16 @@ def test_crash_after_delivery_sends_no_duplicates(kafka, impl_path, tmp_path):
     expect_each_once_in_order(
         events_by_id(kafka, topic, did), 14, did,
         lost_nudge="which rows did a run mark sent, and were they really delivered? Events of a transaction "
-        "that never committed were not delivered, although they are in the topic's log (aborted).",
+        "that was aborted were not delivered, although they are in the topic's log.",
         dupe_nudge="after a crash, the database says 'not sent' for rows Kafka already has. Where can a "
         "restarted relay learn the truth about what was delivered?")
+    others = sorted(writers_of(kafka, topic, since_ms=started_ms) - {txid})
+    if others:
+        explain(did=did + ", then read the transaction coordinator's records of who wrote to the topic",
+                saw=f"transactions of transactional.id {', '.join(map(repr, others))}",
+                expected=f"only {txid!r}, the transactional_id it was given, in every run",
+                nudge="the broker fences a zombie and aborts a crashed relay's open transaction only for a "
+                "producer with the same transactional.id. Is yours the same after a restart?")
 
 
 def _is_event(value) -> bool:
@@ -255,6 +264,7 @@ def _is_event(value) -> bool:
 
 def test_rows_stay_unsent_until_kafka_has_them(kafka, impl_path, tmp_path):
     """Rows Kafka refuses stay unsent, the relay raises, and a restart relays them: nothing is lost."""
+    started_ms = int(time.time() * 1000)
     topic = kafka.create_topic(partitions=1)
     db = Outbox(tmp_path / "shop.db")
     rows = story_rows(12)
@@ -295,6 +305,19 @@ def test_rows_stay_unsent_until_kafka_has_them(kafka, impl_path, tmp_path):
             explain(did=did, saw="relay_outbox returned normally", expected="it to raise: Kafka refused rows",
                     nudge="what does the delivery report (or commit_transaction) say about these rows?",
                     seen_in="the relay's process")
+        # A transactional relay ends its failed transaction before it raises (a plain producer has none).
+        state = None
+        for _ in range(30):
+            state = transaction_state(kafka, txid, since_ms=started_ms)
+            if state not in ("Ongoing", "PrepareAbort"):
+                break
+            time.sleep(0.1)
+        if state == "Ongoing":
+            explain(did=did + ", saw the relay raise, then read the transaction coordinator's record of its "
+                    "transactional.id", saw="its last transaction is still Ongoing",
+                    expected="the failed transaction aborted before relay_outbox raises",
+                    nudge="a transaction whose commit failed stays open until someone aborts it (or the broker "
+                    "times it out, a minute later). Which producer call ends it?")
     finally:
         run.close()
     set_max_message_bytes(kafka, topic, DEFAULT_MAX_MESSAGE_BYTES)

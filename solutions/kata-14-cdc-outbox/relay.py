@@ -93,8 +93,10 @@ def relay_outbox(bootstrap_servers: str, db_path: str, topic: str, transactional
                 # Returns only when every record of the batch is written and committed.
                 producer.commit_transaction(30)
             except KafkaException as exc:
-                # Not delivered, so not marked: a restarted relay sends these rows again. (Its
-                # init_transactions() aborts whatever is left of this transaction.)
+                # End the failed transaction now: left open, it would wait (and make the next
+                # init_transactions() wait) for the broker to time it out. Not delivered, so not
+                # marked: a restarted relay sends these rows again.
+                producer.abort_transaction(30)
                 raise RuntimeError(f"Kafka refused outbox rows {rows[0][0]}..{rows[-1][0]}: {exc}") from exc
             for _, event in events:
                 process(event)
