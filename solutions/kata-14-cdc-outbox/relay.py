@@ -10,7 +10,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 OPS = {"INSERT": "c", "UPDATE": "u", "DELETE": "d"}
 BATCH = 100          # rows per Kafka transaction
@@ -46,7 +46,9 @@ def last_relayed_id(bootstrap_servers: str, topic: str) -> int:
         "enable.partition.eof": True,
     })
     try:
-        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        # A concrete start offset saves the client a round of offset lookups.
+        low, _high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+        consumer.assign([TopicPartition(topic, 0, low)])
         last = 0
         while True:
             msg = consumer.poll(10)
