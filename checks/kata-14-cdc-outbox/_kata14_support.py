@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -345,17 +346,26 @@ def writers_of(kafka, topic: str, since_ms: int) -> set[str]:
     return {tid for tid, value in _coordinator_records(kafka, since_ms) if topic.encode() in value}
 
 
-def write_aborted_batch(kafka, topic: str, transactional_id: str, db: Outbox, ids) -> None:
-    """The events of outbox rows `ids`, written to the topic in a transaction that is then aborted."""
-    producer = kafka.producer(**{"transactional.id": transactional_id})
-    producer.init_transactions(30)
-    producer.begin_transaction()
-    rows = db.rows()
-    for i in ids:
-        row = rows[i]
-        event = {"op": OPS[row["op"]], "before": json.loads(row["before"]) if row["before"] else None,
-                 "after": json.loads(row["after"]) if row["after"] else None,
-                 "source": {"table": "outbox", "outbox_id": i}}
-        producer.produce(topic, key=row["aggregate"].encode(), value=json.dumps(event).encode())
-    producer.flush(30)
-    producer.abort_transaction(30)
+class AbortedBatch:
+    """Events of outbox rows written to the topic in a transaction that is then aborted: what a relay
+    instance that died before its commit leaves behind. The transactional producer (its own
+    transactional.id) is made ready in the background, while the check does other things."""
+
+    def __init__(self, kafka, transactional_id: str):
+        self.producer = kafka.producer(**{"transactional.id": transactional_id})
+        self.transactional_id = transactional_id
+        self._ready = threading.Thread(target=self.producer.init_transactions, args=(30,), daemon=True)
+        self._ready.start()
+
+    def write(self, topic: str, db: Outbox, ids) -> None:
+        self._ready.join(30)
+        self.producer.begin_transaction()
+        rows = db.rows()
+        for i in ids:
+            row = rows[i]
+            event = {"op": OPS[row["op"]], "before": json.loads(row["before"]) if row["before"] else None,
+                     "after": json.loads(row["after"]) if row["after"] else None,
+                     "source": {"table": "outbox", "outbox_id": i}}
+            self.producer.produce(topic, key=row["aggregate"].encode(), value=json.dumps(event).encode())
+        self.producer.flush(30)
+        self.producer.abort_transaction(30)

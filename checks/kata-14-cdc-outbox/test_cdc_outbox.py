@@ -9,6 +9,7 @@ from _kata14_support import (
     DEFAULT_MAX_MESSAGE_BYTES,
     OPS,
     REFUSING_MAX_MESSAGE_BYTES,
+    AbortedBatch,
     Outbox,
     busiest_second,
     call_desc,
@@ -22,7 +23,6 @@ from _kata14_support import (
     story_rows,
     transaction_state,
     wait_until_sent,
-    write_aborted_batch,
     writers_of,
 )
 
@@ -106,7 +106,7 @@ def plain_run(bootstrap_servers, impl_path, pytestconfig, tmp_path_factory):
                             nudge="rows the application commits while the relay runs should go out promptly: how "
                             "long does your relay wait before it looks at the table again?")
             # Everything is sent: the outbox is empty, and the relay should pause between looks.
-            pause = idle_interval(watched.events, after=time.monotonic())
+            pause = idle_interval(watched.events, after=time.monotonic(), looks=2)
             if pause is not None and pause < MIN_IDLE_PAUSE_S:
                 explain(did=outcome["did"] + ", and timed its should_stop() calls once the outbox was empty",
                         saw=f"only {pause * 1000:.1f} ms between two looks at the empty outbox",
@@ -203,6 +203,7 @@ def test_crash_after_delivery_sends_no_duplicates(kafka, impl_path, tmp_path):
     db.insert(rows[:10])
     txid = kafka.unique("relay")
     did = (call_desc(topic, " on 10 unsent rows") + " and SIGKILLed it right after its 4th process() call")
+    aborted = AbortedBatch(kafka, kafka.unique("crashed-instance"))  # gets ready while the relay runs
     run = start_relay(impl_path, tmp_path, kafka, db, topic, txid, crash_after=4)
     try:
         if run.wait(timeout=60) is None:
@@ -230,9 +231,9 @@ def test_crash_after_delivery_sends_no_duplicates(kafka, impl_path, tmp_path):
     # What an incarnation that died mid-batch leaves behind: the events of the next rows in the topic's log,
     # in a transaction that was aborted (they were never delivered).
     db.insert(rows[10:])
-    write_aborted_batch(kafka, topic, txid, db, range(11, 15))
+    aborted.write(topic, db, range(11, 15))
     did += (", then committed rows 11..14 and left their events in the topic inside an ABORTED transaction "
-            "(with the relay's transactional.id: a crashed batch)")
+            "(what a relay instance that died before its commit leaves behind)")
     did += ", then started it again until every row was marked sent"
     again = start_relay(impl_path, tmp_path, kafka, db, topic, txid)
     try:
@@ -246,7 +247,7 @@ def test_crash_after_delivery_sends_no_duplicates(kafka, impl_path, tmp_path):
         "that was aborted were not delivered, although they are in the topic's log.",
         dupe_nudge="after a crash, the database says 'not sent' for rows Kafka already has. Where can a "
         "restarted relay learn the truth about what was delivered?")
-    others = sorted(writers_of(kafka, topic, since_ms=started_ms) - {txid})
+    others = sorted(writers_of(kafka, topic, since_ms=started_ms) - {txid, aborted.transactional_id})
     if others:
         explain(did=did + ", then read the transaction coordinator's records of who wrote to the topic",
                 saw=f"transactions of transactional.id {', '.join(map(repr, others))}",
