@@ -120,7 +120,7 @@ def test_mutant_ids_survive_unrelated_edits(tmp_path):
 def test_every_course_solution_generates_mutants():
     for kata in load_course(ROOT).katas:
         mutants = generate(kata.solution_path)
-        assert len(mutants) >= 5, f"{kata.id}: only {len(mutants)} mutants"
+        assert len(mutants) >= 3, f"{kata.id}: only {len(mutants)} mutants"
 
 
 # ------------------------------------------------------------------ against a real broker
