@@ -5,11 +5,12 @@ import threading
 import time
 from collections import Counter
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaException, Producer, TopicPartition
 
 from grader.checklib import QUIET, explain
 
 RETURN_WITHIN_S = 12.0  # the solution needs well under a second; a reader that cannot find the end never returns
+DELETED_BEFORE = 10  # partition 3 of the placed topic starts here (delete_records)
 
 # ---------------------------------------------------------------------- data
 
@@ -36,7 +37,9 @@ def placed_events() -> dict[int, list[tuple[str, str | None, int]]]:
     record wins, not the newest timestamp. Partition 1: a few keys; the check appends its last
     records in a transaction, so its end offset is a commit marker, not a record. Partition 2:
     empty. Partition 3: one hot key with many versions and a key whose last value is "" (an
-    empty value is a value, not a tombstone). Every partition's last record changes the table.
+    empty value is a value, not a tombstone); the check deletes its first DELETED_BEFORE records
+    (superseded versions), so it no longer starts at offset 0. Every partition's first and last
+    record matter to the table.
     """
     base = int(time.time() * 1000) - 3_600_000
     p0: list[tuple[str, str | None, int]] = []
@@ -46,11 +49,12 @@ def placed_events() -> dict[int, list[tuple[str, str | None, int]]]:
             if version <= n % 3:
                 skew = -version * 60_000 if n % 2 else version * 1000  # odd keys: later versions, older stamps
                 p0.append((key, f"{key}·v{version}·ünïcode", base + 10 * len(p0) + skew))
+    p0.append(("never-written", None, base + 10 * len(p0)))  # a tombstone whose value compaction already removed
     for key in ("user-00", "user-04", "user-07", "Zoë"):
         p0.append((key, None, base + 10 * len(p0)))
     p0.append(("user-04", "user-04·back again", base + 10 * len(p0)))
     p0.append(("user-11", "user-11·final", base - 7_200_000))  # last record of p0: a new value, an old stamp
-    p1 = [(f"acct-{n}", f"acct-{n}·v0", base + n) for n in range(3)]
+    p1 = [("acct-9", "acct-9·only", base)] + [(f"acct-{n}", f"acct-{n}·v0", base + n) for n in range(3)]
     p3 = [("counter", str(n), base + n) for n in range(30)] + [("blank", "not blank yet", base + 40),
                                                             ("blank", "", base + 41), ("counter", "30", base + 42)]
     return {0: p0, 1: p1, 2: [], 3: p3}
@@ -93,6 +97,11 @@ def produce_placed(kafka, topic: str, placed: dict, txn_partition: int, tail: li
         txn.produce(topic, key=key.encode(), value=None if value is None else value.encode(),
                     partition=txn_partition, timestamp=ts)
     txn.commit_transaction(30)
+    # Superseded versions of the hot key go, as retention or compaction would remove them: the
+    # partition's beginning is now its log start offset, not offset 0.
+    deleted = kafka.admin.delete_records([TopicPartition(topic, 3, DELETED_BEFORE)])
+    for future in deleted.values():
+        future.result(timeout=30)
 
 
 class Writer(threading.Thread):
@@ -183,8 +192,9 @@ def compare(did: str, got: dict, want: dict, deleted: set[str], values_only: boo
     if missing:
         explain(did=did, saw=f"{len(got)} keys; missing {missing[:4]}", expected=f"{len(want)} keys",
                 seen_in=seen_in,
-                nudge="read every partition up to its end (the last record of a partition included). A key "
-                "deleted earlier can be written again; an empty value is a value, not a tombstone.")
+                nudge="read every partition from its beginning (not always offset 0: older records may have "
+                "been deleted) up to its end (its last record included). A key deleted earlier can be written "
+                "again; an empty value is a value, not a tombstone.")
     wrong = sorted(k for k in want if got.get(k) != want[k])
     if wrong:
         k = wrong[0]

@@ -1,9 +1,11 @@
 """Hidden checks for kata-10 (retention and compaction). Never shown to learners."""
 
+import threading
 import time
 
 import pytest
 from _kata10_support import (
+    RETURN_WITHIN_S,
     Writer,
     call_build_table,
     compare,
@@ -207,13 +209,15 @@ def _before_compaction(kafka, impl) -> dict:
         return _CACHE["placed"]
     # Default segment settings: nothing is cleaned during a check, so every superseded version
     # and every tombstone is still there when build_table reads.
-    topic = kafka.create_topic(partitions=4, config={"cleanup.policy": "compact"})
+    # compact,delete with no time or size limit behaves as compact and also allows deleting records.
+    topic = kafka.create_topic(partitions=4, config={"cleanup.policy": "compact,delete", "retention.ms": "-1",
+                                                     "retention.bytes": "-1"})
     placed, tail = placed_events(), transactional_tail()
     produce_placed(kafka, topic, placed, 1, tail)
     events = [e for p in sorted(placed) for e in placed[p] + (tail if p == 1 else [])]
     did = (f"wrote {len(events)} records to a 4-partition compacted topic (one partition empty, one ending with a "
            "committed transaction, keys deleted, one deleted key written again, timestamps not in write order, "
-           "non-ASCII text, an empty value), then called build_table")
+           "non-ASCII text, an empty value, the first records of one partition deleted), then called build_table")
     first = outcome(lambda: call_build_table(kafka, impl, topic, did, "a compacted topic holds records whose value "
                                              "is None. What does such a record mean?"))
     did2 = did + " a second time on the same, unchanged topic"
@@ -294,3 +298,27 @@ def test_table_survives_compaction(kafka, impl):
                            "reached its end?")
     compare(f"wrote {len(events)} records, waited until the broker compacted away all {before} superseded "
             "versions (the offsets now have gaps), then called build_table", got, want, keys - set(want))
+
+
+def test_missing_topic_raises(kafka, impl):
+    """build_table() raises for a topic that does not exist, rather than returning an empty table."""
+    topic = kafka.unique("no-such-topic")  # never created; the broker does not auto-create topics
+    did = f"called build_table(bootstrap, {topic!r}) for a topic that does not exist"
+    outcome: dict = {}
+
+    def target() -> None:
+        try:
+            outcome["result"] = impl.build_table(kafka.bootstrap_servers, topic)
+        except Exception as exc:  # noqa: BLE001 - any exception is what the contract asks for
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    worker.join(RETURN_WITHIN_S)
+    if "error" in outcome:
+        return
+    saw = f"it returned {outcome['result']!r}" if "result" in outcome else \
+        f"it had not returned after {RETURN_WITHIN_S:.0f}s"
+    explain(did=did, saw=saw, expected="an exception naming the problem", seen_in="your function",
+            nudge="the metadata the consumer gets for a topic carries an error when the topic is unknown. An empty "
+            "table looks like a valid answer, and hides a misspelt topic name.")
