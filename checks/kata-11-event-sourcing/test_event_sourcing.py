@@ -381,3 +381,26 @@ def test_replay_stops_at_the_end_it_started_with(kafka, impl, log, tmp_path):
                 "after the last record applied, per partition", seen_in="the snapshot file",
                 nudge="the snapshot's offsets must describe exactly the records its balances contain.")
     expect_balances(balances, fold(events), did, "records appended after the call started belong to the next call.")
+
+
+def test_missing_topic_raises(kafka, impl, tmp_path):
+    """catch_up raises for a topic that does not exist, rather than returning empty balances."""
+    topic = kafka.unique("no-such-log")  # never created; the broker does not auto-create topics
+    did = f"called catch_up(bootstrap, {topic!r}, ...) for a topic that does not exist, with no snapshot"
+    outcome: dict = {}
+
+    def target() -> None:
+        try:
+            outcome["result"] = impl.catch_up(kafka.bootstrap_servers, topic, str(tmp_path / "snapshot.json"))
+        except Exception as exc:  # noqa: BLE001 - any exception is what the contract asks for
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    worker.join(RETURN_WITHIN_S)
+    if "error" not in outcome:
+        saw = f"it returned {outcome['result']!r}" if "result" in outcome else \
+            f"it had not returned after {RETURN_WITHIN_S:.0f}s"
+        explain(did=did, saw=saw, expected="an exception naming the problem", seen_in="your function",
+                nudge="the topic's metadata carries an error when the topic is unknown. Empty balances look like "
+                "a valid answer, and hide a misspelt topic name.")
