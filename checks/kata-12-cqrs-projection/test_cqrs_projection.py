@@ -1,8 +1,10 @@
 """Hidden checks for kata-12 (CQRS projection into SQLite: idempotent apply, lag). Never shown to learners."""
 
 import json
+import sqlite3
 import threading
 import time
+from contextlib import closing
 
 import pytest
 from _kata12_support import (
@@ -77,12 +79,23 @@ def test_read_model_matches_the_events(kafka, impl, impl_path, tmp_path, setup):
     """
     topic, group, db_path = setup
     events = make_events(seed=12, count=30)
-    ends = produce(kafka, topic, events)
+    ends = produce(kafka, topic, events[:20])
     config = consumer_config()
-    did = (f"produced {len(events)} order events to partitions 0-2 of a {PARTITIONS}-partition topic (3 stays "
+    did = (f"produced 20 order events to partitions 0-2 of a {PARTITIONS}-partition topic (3 stays "
            f"empty), ran run_projector (consumer_config={config}) until the group had committed every offset")
     run = start(impl_path, tmp_path, kafka, topic, group, db_path, config=config)
     try:
+        wait_caught_up(kafka, run, group, topic, ends, did)
+        # The query side reads the read model while the projector writes: hold a read
+        # transaction while 10 more events arrive; the projector's writes must wait, not fail.
+        with closing(sqlite3.connect(str(db_path), timeout=30, isolation_level=None)) as reader:
+            reader.execute("BEGIN")
+            reader.execute("SELECT count(*) FROM customer_totals").fetchone()
+            ends = produce(kafka, topic, events[20:])
+            time.sleep(1.0)  # the hold itself (not a wait for a condition): a reader that takes its time
+            reader.execute("COMMIT")
+        did = did.replace("produced 20", f"produced {len(events)}") + (", 10 of them while a reader of the "
+                                                                        "database held a read transaction for 1 s")
         wait_caught_up(kafka, run, group, topic, ends, did)
         _, members = group_state(kafka, group)
         if members != [config["client.id"]]:
