@@ -27,7 +27,7 @@ def open_db(db_path: str) -> sqlite3.Connection:
     return db
 
 
-def apply_once(db: sqlite3.Connection, msg) -> bool:
+def apply_event(db: sqlite3.Connection, msg) -> bool:
     """Apply one event unless the read model already has it. True if it was applied."""
     row = db.execute("SELECT next_offset FROM applied_offsets WHERE topic = ? AND partition = ?",
                      (msg.topic(), msg.partition())).fetchone()
@@ -62,9 +62,9 @@ def run_projector(bootstrap_servers: str, topic: str, group_id: str, db_path: st
                     continue
                 if msg.error():
                     continue  # transient (a broker went away...): librdkafka recovers on its own
-                if apply_once(db, msg):
+                if apply_event(db, msg):
                     process(msg)
-                # A crash right here redelivers this event; apply_once will skip it. Skipped
+                # A crash right here redelivers this event; apply_event will skip it. Skipped
                 # events are committed too, so the group's position moves past them.
                 # A commit refused during a rebalance only means this event may come again, and
                 # the read model already knows to skip it.
