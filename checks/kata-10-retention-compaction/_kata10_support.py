@@ -11,6 +11,9 @@ from grader.checklib import QUIET, explain
 
 RETURN_WITHIN_S = 12.0  # the solution needs well under a second; a reader that cannot find the end never returns
 DELETED_BEFORE = 10  # partition 3 of the placed topic starts here (delete_records)
+# The checks' own writes keep their order even if a request is retried, without the half second an
+# idempotent producer needs to get its producer id.
+IN_ORDER = {"max.in.flight.requests.per.connection": 1, "linger.ms": 5}
 
 # ---------------------------------------------------------------------- data
 
@@ -82,7 +85,7 @@ def replay(events) -> dict[str, str]:
 
 def produce_placed(kafka, topic: str, placed: dict, txn_partition: int, tail: list) -> None:
     """Write each partition's records where placed says, then `tail` to txn_partition in a transaction."""
-    producer = kafka.producer(**{"enable.idempotence": True, "linger.ms": 5})
+    producer = kafka.producer(**IN_ORDER)
     for partition, events in placed.items():
         for key, value, ts in events:
             producer.produce(topic, key=key.encode(), value=None if value is None else value.encode(),

@@ -5,6 +5,7 @@ import time
 
 import pytest
 from _kata10_support import (
+    IN_ORDER,
     RETURN_WITHIN_S,
     Writer,
     call_build_table,
@@ -252,7 +253,7 @@ def test_reads_up_to_the_end_at_call_start(kafka, impl):
     """build_table() stops at the end each partition had when it started, even while others keep writing."""
     topic = kafka.create_topic(partitions=3, config={"cleanup.policy": "compact"})
     events = table_events()
-    kafka.produce(topic, events, **{"enable.idempotence": True, "linger.ms": 5})
+    kafka.produce(topic, events, **IN_ORDER)
     writer = Writer(kafka, topic, 3)
     writer.start()
     wait_for(lambda: writer.sent > 0, 10, "the checks' own producer to start writing")
@@ -270,7 +271,7 @@ def test_table_survives_compaction(kafka, impl):
     """After the broker compacts the topic for real, build_table() still gives the same table."""
     topic = kafka.create_topic(partitions=2, config=FAST_COMPACTION)
     events = table_events()
-    kafka.produce(topic, events, **{"enable.idempotence": True})
+    kafka.produce(topic, events, **IN_ORDER)
     keys = {k for k, _ in events}
     before = superseded(kafka, topic, keys)
     # The cleaner never touches the open (active) segment, and a segment closes only when a
