@@ -17,6 +17,7 @@ import contextlib
 import functools
 import os
 import pwd
+import secrets
 import shutil
 import subprocess
 import sys
@@ -109,6 +110,10 @@ def command(cfg: dict, args: list[str]) -> tuple[list[str], dict, str]:
         # Inside bwrap when there is one: bwrap (root) binds paths only root may enter, then the uid drops.
         argv = [setpriv, "--reuid", str(cfg["uid"]), "--regid", str(cfg["gid"]), "--clear-groups", "--", *argv]
     if "bwrap" in cfg["layers"]:
+        # In a fresh PID namespace every host would be pid 2: code that makes names unique with its pid
+        # (kata-09's unstable transactional.id mistake) must see distinct pids, as outside.
+        start_at = secrets.randbelow(4_000_000 - 1000) + 1000
+        argv = ["/bin/sh", "-c", f'echo {start_at} > /proc/sys/kernel/ns_last_pid 2>/dev/null; "$@"', "sh", *argv]
         argv = [shutil.which("bwrap") or "bwrap", *_bwrap_args(cfg, home), "--", *argv]
     if setpriv:
         argv = [setpriv, "--pdeathsig", "KILL", "--", *argv]
