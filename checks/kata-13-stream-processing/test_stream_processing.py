@@ -1,5 +1,6 @@
 """Hidden checks for kata-13 (event-time windows with grace, stream-table join). Never shown to learners."""
 
+import gc
 import json
 
 import pytest
@@ -36,13 +37,20 @@ def _keep_kit_alive(kafka):
 
 
 def call(did: str, fn, *args):
+    failure = None
     try:
         return fn(*args)
     except NotImplementedError as exc:
-        explain(did=did, saw=f"NotImplementedError: {exc}", expected="the function to be implemented")
+        failure = {"saw": f"NotImplementedError: {exc}", "expected": "the function to be implemented"}
     except Exception as exc:  # the learner's code failed: say so in their terms
-        explain(did=did, saw=f"it raised {type(exc).__name__}: {exc}", expected="it to return normally",
-                nudge="read the exception: did a record surprise your code?", seen_in="your function")
+        failure = {"saw": f"it raised {type(exc).__name__}: {exc}", "expected": "it to return normally",
+                   "nudge": "read the exception: did a record surprise your code?", "seen_in": "your function"}
+    finally:
+        # Free what the learner's code left behind (an unclosed client in a suspended generator, an
+        # exception's frames) here, in the main thread, not whenever the GC next runs in some
+        # librdkafka thread; and explain() below, outside the except, so no traceback keeps it alive.
+        gc.collect()
+    explain(did=did, **failure)
 
 
 def run_windows(kafka, impl, clock, events):
