@@ -74,6 +74,39 @@ def reference_windows(clock: Clock, events: list[tuple[str, float]]) -> tuple[Co
     return Counter((k, s, s + clock.window_ms, c) for (k, s), c in counts.items()), late
 
 
+def closing_points(clock: Clock, events: list[tuple[str, float]]) -> dict[tuple[str, int], int]:
+    """(key, window start) -> the index of the event at which the window closes (stream time reaches
+    its end + grace); len(events) for the windows still open when the input ends."""
+    starts = {}
+    stream_time = None
+    for key, seconds in events:
+        ts = clock.at(seconds)
+        stream_time = ts if stream_time is None else max(stream_time, ts)
+        if stream_time < ts - ts % clock.window_ms + clock.window_ms + clock.grace_ms:
+            starts.setdefault((key, ts - ts % clock.window_ms), None)
+    points = {}
+    stream_time = None
+    for i, (_key, seconds) in enumerate(events):
+        ts = clock.at(seconds)
+        stream_time = ts if stream_time is None else max(stream_time, ts)
+        for w in starts:
+            if w not in points and stream_time >= w[1] + clock.window_ms + clock.grace_ms:
+                points[w] = i
+    return {w: points.get(w, len(events)) for w in starts}
+
+
+def out_of_closing_order(clock: Clock, published: list[tuple], points: dict) -> str:
+    """'' when the windows were published in the order they closed, else what came too late."""
+    latest = -1
+    for i, item in enumerate(published):
+        point = points.get((item[0], item[1]), len(points) + 10**6)
+        if point < latest:
+            earlier = published[i - 1]
+            return f"{describe(clock, item)} came out after {describe(clock, earlier)}, though it closed first"
+        latest = max(latest, point)
+    return ""
+
+
 def produce_timed(kafka, topic: str, clock: Clock, events: list[tuple[str, float]]) -> None:
     producer = kafka.producer()
     for key, seconds in events:
@@ -82,8 +115,9 @@ def produce_timed(kafka, topic: str, clock: Clock, events: list[tuple[str, float
         raise RuntimeError(f"test events were not delivered to {topic}")
 
 
-def read_windows(kafka, topic: str, did: str) -> Counter:
-    results = Counter()
+def read_windows(kafka, topic: str, did: str) -> tuple[Counter, list[tuple]]:
+    """(Counter of (key, start, end, count), the same results in the order they were published)."""
+    results, published = Counter(), []
     for r in kafka.read_all(topic, timeout=15):
         try:
             v = json.loads(r.value)
@@ -99,7 +133,8 @@ def read_windows(kafka, topic: str, did: str) -> Counter:
         if r.key_text != item[0]:
             explain(did=did, saw=f"the result for {item[0]} has key {r.key!r}", expected=f"key {item[0].encode()!r}")
         results[item] += 1
-    return results
+        published.append(item)
+    return results, published
 
 
 def moment(clock: Clock, ms) -> str:

@@ -13,9 +13,11 @@ from _kata13_support import (
     ON_TIME,
     UPDATED,
     WITH_LATE,
+    closing_points,
     customer_table,
     history,
     make_orders,
+    out_of_closing_order,
     produce_timed,
     read_windows,
     reference_windows,
@@ -64,7 +66,17 @@ def run_windows(kafka, impl, clock, events):
            f"window_ms={clock.window_ms}, grace_ms={clock.grace_ms})")
     late = call(did, impl.count_windows, kafka.bootstrap_servers, source, sink, clock.window_ms, clock.grace_ms)
     # Read right after the return: "return only when every result is delivered".
-    return did, late, read_windows(kafka, sink, did + ", then read the output topic")
+    return did, late, *read_windows(kafka, sink, did + ", then read the output topic")
+
+
+def check_closing_order(did: str, clock, events, published) -> None:
+    wrong = out_of_closing_order(clock, published, closing_points(clock, events))
+    if wrong:
+        explain(did=did + ", then read the output topic (one partition: the order of publication)", saw=wrong,
+                expected="each window published when it closes (stream time >= its end + grace), so in the order "
+                "they close; the windows still open when the input ends last",
+                nudge="downstream consumers wait for a window's result: publish it as soon as no event can change "
+                "it any more, not only when the input ends (a stream has no end).")
 
 
 def check_late(did: str, late, late_want: int, nudge: str) -> None:
@@ -77,7 +89,7 @@ def test_counts_per_event_time_window(kafka, impl):
     """Events in order, or out of order within the grace period, are counted in their event-time window."""
     want, late_want = reference_windows(MINUTE, ON_TIME)
     assert late_want == 0, "check data: no event of ON_TIME may be late"
-    did, late, got = run_windows(kafka, impl, MINUTE, ON_TIME)
+    did, late, got, published = run_windows(kafka, impl, MINUTE, ON_TIME)
     if got != want:
         explain(did=did + ", then read the output topic",
                 saw=window_diff(MINUTE, got, want) if got else "no results at all",
@@ -87,12 +99,13 @@ def test_counts_per_event_time_window(kafka, impl):
                 "Out-of-order events within the grace period still count, and every window must come out once, "
                 "including those still open when the input ends.")
     check_late(did, late, 0, "no event arrived after its window closed (window end + grace): what did you count?")
+    check_closing_order(did, MINUTE, ON_TIME, published)
 
 
 def test_late_events_are_dropped_and_counted(kafka, impl):
     """Events whose window has closed are dropped, no window is published twice, and the drops are reported."""
     want, late_want = reference_windows(ODD, WITH_LATE)
-    did, late, got = run_windows(kafka, impl, ODD, WITH_LATE)
+    did, late, got, published = run_windows(kafka, impl, ODD, WITH_LATE)
     if got != want:
         explain(did=did + ", then read the output topic", saw=window_diff(ODD, got, want) if got else "no results",
                 expected=f"{len(want)} window results, each once, on windows aligned to 0 (start = ts - ts % "
@@ -101,6 +114,7 @@ def test_late_events_are_dropped_and_counted(kafka, impl):
                 nudge="a closed window's result is already out. What may a late event still change? And stream "
                 "time only moves forward: does an out-of-order event turn your clock back?")
     check_late(did, late, late_want, "one of them arrives exactly at the closing instant. Is 'closed' >= or >?")
+    check_closing_order(did, ODD, WITH_LATE, published)
 
 
 def run_join(kafka, impl, customers: list[str]):
@@ -174,3 +188,34 @@ def test_deleted_and_unknown_customers_join_to_null(kafka, impl):
                     expected=f"{json.dumps(want)} ({o['customer_id']}'s changes, in order: "
                     f"{history(o['customer_id']) or 'none'})",
                     nudge="a record with a key and no value is not noise in a changelog. What does it say?")
+
+
+def test_results_that_cannot_be_delivered_raise(kafka, impl):
+    """Both functions raise when the output topic refuses their results, instead of returning as if delivered."""
+    # max.message.bytes=64: smaller than any batch holding one result, so the broker refuses every write.
+    refusing = {"max.message.bytes": "64", "retention.ms": "-1"}
+    source = kafka.create_topic(partitions=1, config={"retention.ms": "-1"})
+    produce_timed(kafka, source, MINUTE, ON_TIME[:3])
+    did = ("called count_windows(bootstrap, input, output, ...) on 3 page views, with an output topic whose "
+           "max.message.bytes=64 refuses every result")
+    try:
+        impl.count_windows(kafka.bootstrap_servers, source, kafka.create_topic(config=refusing), MINUTE.window_ms,
+                           MINUTE.grace_ms)
+    except Exception:  # noqa: BLE001 - any exception is the answer wanted here
+        pass
+    else:
+        explain(did=did, saw="count_windows returned normally", seen_in="your function",
+                expected="it raises: not one result was delivered",
+                nudge="flush() returns when nothing is left to send, delivered or refused. Where does a failed "
+                "delivery become visible?")
+    customers, orders = kafka.create_topic(config={"cleanup.policy": "compact"}), kafka.create_topic()
+    kafka.produce(customers, [("c-01", json.dumps({"name": "Ada"}))])
+    kafka.produce(orders, [("o-1", json.dumps({"order_id": "o-1", "customer_id": "c-01", "amount": 5}))])
+    did = "called enrich_orders on one order, with an output topic whose max.message.bytes=64 refuses every write"
+    try:
+        impl.enrich_orders(kafka.bootstrap_servers, orders, customers, kafka.create_topic(config=refusing))
+    except Exception:  # noqa: BLE001 - any exception is the answer wanted here
+        return
+    explain(did=did, saw="enrich_orders returned normally", seen_in="your function",
+            expected="it raises: the enriched order was not delivered",
+            nudge="what did the delivery report of that order say?")
