@@ -7,7 +7,8 @@ def producer_config() -> dict:
     return {
         # Wait up to 20 ms for more records before closing a batch: one Produce request then carries
         # hundreds of records instead of one or two, and the fixed cost per request is paid once.
-        # flush() sends at once regardless, so the wait only applies while records keep coming.
+        # flush() sends at once regardless, so the wait only applies while records keep coming. (A burst
+        # like the checks' fills batches before any linger runs out; records that trickle in need it.)
         "linger.ms": 20,
         # Let one partition's batch hold ~256 KiB. A tiny batch.size closes batches after a record or
         # two no matter how long they linger.
