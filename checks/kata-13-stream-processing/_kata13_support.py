@@ -50,6 +50,8 @@ WITH_LATE = [("page-a", 3.75), ("page-a", 15), ("page-b", 22.5),
              ("page-b", 37.5),    # late
              ("page-c", 7.5),     # late (its window never had a counted event)
              ("page-b", 60), ("page-b", 45),  # window 1 [45, 90): on time
+             ("page-b", 91),      # window 2 opens for page-b...
+             ("page-c", 50),      # ...before page-c's window 1 does (stream time 91 < 97.5: on time)
              ("page-a", 97.5),    # stream time 97.5 == 90 + 7.5: window 1 closes exactly now
              ("page-b", 89.999),  # late, at the closing instant
              ("page-a", 93.75),
