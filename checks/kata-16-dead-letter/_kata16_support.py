@@ -166,19 +166,14 @@ class InThread:
     def alive(self) -> bool:
         return self.thread.is_alive()
 
-    def longest_stop_gap(self, since: float) -> float:
-        """The longest time since `since` without a should_stop() call (up to now)."""
-        calls = [t for t in self.stop_calls if t >= since]
-        points = [since, *calls, time.monotonic()]
-        return max(b - a for a, b in zip(points, points[1:], strict=False))
-
-    def idle_for_stop_calls(self, calls: int = 3, timeout: float = STOP_GAP_S + 0.5) -> float:
-        """Leave the consumer idle until it has called should_stop() `calls` more times (or the timeout
-        passes); return the moment the idle period began."""
-        began, seen = time.monotonic(), len(self.stop_calls)
-        while len(self.stop_calls) < seen + calls and time.monotonic() < began + timeout and self.alive:
-            time.sleep(0.05)
-        return began
+    def idle_stop_gap(self, limit: float = STOP_GAP_S) -> float:
+        """With the consumer idle, wait for its next should_stop() call (or until `limit` + 0.5 s have passed
+        since its last one); return the gap between those two calls (or since the last one)."""
+        seen = len(self.stop_calls)
+        last = self.stop_calls[-1] if seen else time.monotonic()
+        while len(self.stop_calls) == seen and time.monotonic() - last < limit + 0.5 and self.alive:
+            time.sleep(0.02)
+        return (self.stop_calls[seen] if len(self.stop_calls) > seen else time.monotonic()) - last
 
     def stop(self, did: str) -> float:
         """Make should_stop() return True; return how long the function took to return."""
