@@ -12,7 +12,10 @@ def read_to_end(bootstrap_servers: str, topic: str):
 
     Partitions are read one after the other, so records come in log order within each."""
     # A throwaway group id (librdkafka needs one); with assign() nothing joins or commits.
-    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": f"streams-{uuid.uuid4()}"})
+    # fetch.wait.max.ms: a fetch of a caught-up partition returns after 50 ms instead of 500, so moving
+    # on to the next partition does not wait for it.
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": f"streams-{uuid.uuid4()}",
+                         "fetch.wait.max.ms": 50})
     try:
         for p in sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions):
             end = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
