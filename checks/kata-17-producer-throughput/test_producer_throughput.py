@@ -122,7 +122,7 @@ def test_publish_copes_with_a_full_producer_queue(kafka, impl):
     if failure:
         explain(**failure)
     topic = kafka.create_topic(partitions=PARTITIONS)
-    events = make_events(0)
+    events = make_events(0)[:640]  # ten times the queue
     try:
         producer = Producer({**config, "bootstrap.servers": kafka.bootstrap_servers, **QUIET,
                              "queue.buffering.max.messages": 64})
