@@ -14,6 +14,7 @@ from grader.errors import EXIT_FAIL, EXIT_PASS
 
 PASS, FAIL, ERROR, SKIP = "pass", "fail", "error", "skip"
 TIMEOUT, CRASHED = "timeout", "crashed"
+NOT_RUN = "not-run"  # a check the run never reached (it timed out, crashed or stopped at a first failure)
 
 
 @dataclass
@@ -56,6 +57,9 @@ class KataResult:
     def failed_checks(self) -> list[CheckResult]:
         return [c for c in self.checks if c.status in (FAIL, ERROR)]
 
+    def count(self, *statuses: str) -> int:
+        return sum(c.status in statuses for c in self.checks)
+
     @property
     def score(self) -> float:
         return round(sum(c.status == PASS for c in self.checks) / len(self.checks), 3) if self.checks else 0.0
@@ -96,10 +100,10 @@ def junit_xml(results: list[KataResult], suite_name: str = "kafka-katas",
             tests += 1
             case = ET.SubElement(suite, "testcase", classname=f"{result.kata_id}.{result.target}",
                                  name=check.name, time=f"{check.duration:.3f}")
-            if check.status in (FAIL, ERROR):
+            if check.status in (FAIL, ERROR, TIMEOUT):
                 failures += 1
                 ET.SubElement(case, "failure", message=check.title).text = check.message
-            elif check.status == SKIP:
+            elif check.status in (SKIP, NOT_RUN):
                 ET.SubElement(case, "skipped", message=check.message)
         if result.status in (TIMEOUT, CRASHED) and result.checks:
             tests += 1

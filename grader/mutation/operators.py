@@ -263,10 +263,15 @@ BOOL_KEYS = ("enable.idempotence", "enable.auto.commit", "enable.auto.offset.sto
 NEVER_DROP = ("bootstrap.servers", "group.id")  # dropping them only breaks everything at once
 
 
+UNDOTTED_KEYS = {"acks", "retries", "partitioner", "debug"}  # librdkafka properties without a dot
+
+
 def _config_key(node) -> str | None:
-    if isinstance(node, ast.Constant) and isinstance(node.value, str) and "." in node.value and " " not in node.value:
-        return node.value
-    return None
+    if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+        return None
+    value = node.value
+    dotted = "." in value and " " not in value and "/" not in value and not value.startswith(".")
+    return value if dotted or value in UNDOTTED_KEYS else None
 
 
 def _flip_value(key: str, value: ast.AST) -> ast.AST | None:
