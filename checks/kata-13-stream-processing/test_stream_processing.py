@@ -2,6 +2,7 @@
 
 import gc
 import json
+import threading
 
 import pytest
 from _kata13_support import (
@@ -118,6 +119,7 @@ def test_late_events_are_dropped_and_counted(kafka, impl):
 
 
 _JOIN: dict = {}
+SINK_DELAY_S = 2.0
 
 
 def joined(kafka, impl, customers: list[str]):
@@ -137,7 +139,7 @@ def joined(kafka, impl, customers: list[str]):
 def run_join(kafka, impl, customers: list[str]):
     customers_topic = kafka.create_topic(partitions=3, config={"cleanup.policy": "compact"})
     orders_topic = kafka.create_topic(partitions=3)
-    sink = kafka.create_topic(partitions=3)
+    sink = kafka.unique("enriched")
     as_records = [(k, None if v is None else json.dumps(v, ensure_ascii=False)) for k, v in CUSTOMERS_BEFORE]
     kafka.produce(customers_topic, as_records)
     orders = make_orders(customers)
@@ -150,7 +152,18 @@ def run_join(kafka, impl, customers: list[str]):
     did = (f"wrote {len(CUSTOMERS_BEFORE)} customer changes (updates and tombstones) to a compacted 3-partition "
            f"topic, {len(orders)} orders (keyed by order id, one without a key) to another, {len(CUSTOMERS_AFTER)} "
            "more customer changes, and called enrich_orders")
-    call(did, impl.enrich_orders, kafka.bootstrap_servers, orders_topic, customers_topic, sink)
+    # The output topic appears only a moment after the call (as a topic being created or propagated
+    # would): the producer keeps the results queued until then, so returning without waiting for the
+    # deliveries loses them every time, not only when the timing happens to be bad.
+    returned = threading.Event()
+    creator = threading.Thread(target=lambda: (returned.wait(SINK_DELAY_S), kafka.create_topic(sink, 3)))
+    creator.start()
+    try:
+        call(did + f" (its output topic created {SINK_DELAY_S:g}s after the call, or when it returned)",
+             impl.enrich_orders, kafka.bootstrap_servers, orders_topic, customers_topic, sink)
+    finally:
+        returned.set()
+        creator.join()
     did += ", then read the output topic"
     out, keys = {}, {}
     for r in kafka.read_all(sink, timeout=15):

@@ -85,18 +85,29 @@ def count_windows(bootstrap_servers: str, input_topic: str, output_topic: str, w
     return late
 
 
-def enrich_orders(bootstrap_servers: str, orders_topic: str, customers_topic: str, output_topic: str) -> None:
-    # The table: replay the changelog in order, so a later value overwrites an earlier one and a
-    # tombstone (value None) deletes the key. Compaction may or may not have removed old
-    # values yet; replaying in order gives the same table either way.
-    customers: dict[str, dict] = {}
+def build_table(bootstrap_servers: str, customers_topic: str) -> dict[str, dict]:
+    """The customers table: customer id -> the customer's current value (a dict)."""
+    # Replay the changelog in order, so a later value overwrites an earlier one and a tombstone
+    # (value None) deletes the key. Compaction may or may not have removed old values yet;
+    # replaying in order gives the same table either way.
+    table: dict[str, dict] = {}
     for msg in read_to_end(bootstrap_servers, customers_topic):
         key = msg.key().decode("utf-8")
         if msg.value() is None:
-            customers.pop(key, None)
+            table.pop(key, None)
         else:
-            customers[key] = json.loads(msg.value())
+            table[key] = json.loads(msg.value())
+    return table
 
+
+def enrich(order: dict, table: dict[str, dict]) -> dict:
+    """The order with one more field, "customer": its customer's value in `table`, or None."""
+    # A lookup, not a search through history: the table holds one current value per key.
+    return {**order, "customer": table.get(order["customer_id"])}
+
+
+def enrich_orders(bootstrap_servers: str, orders_topic: str, customers_topic: str, output_topic: str) -> None:
+    table = build_table(bootstrap_servers, customers_topic)
     producer = Producer({"bootstrap.servers": bootstrap_servers})
     failures = []
 
@@ -105,9 +116,7 @@ def enrich_orders(bootstrap_servers: str, orders_topic: str, customers_topic: st
             failures.append(err)
 
     for msg in read_to_end(bootstrap_servers, orders_topic):
-        order = json.loads(msg.value())
-        # A lookup, not a search through history: the table holds one current value per key.
-        enriched = {**order, "customer": customers.get(order["customer_id"])}
+        enriched = enrich(json.loads(msg.value()), table)
         producer.produce(output_topic, key=msg.key(), value=json.dumps(enriched).encode("utf-8"),
                          on_delivery=on_delivery)
     remaining = producer.flush(30)
