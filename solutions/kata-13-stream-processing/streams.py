@@ -25,13 +25,12 @@ def read_to_end(bootstrap_servers: str, topic: str):
             # The record at end - 1 always exists: the log cleaner never touches the active segment.
             while True:
                 msg = consumer.poll(0.5)
-                if msg is None:
-                    continue
-                if msg.error():
-                    raise KafkaException(msg.error())
-                yield msg
-                if msg.offset() >= end - 1:
-                    break
+                if msg is not None:  # None: nothing arrived within 0.5 s, poll again
+                    if msg.error():
+                        raise KafkaException(msg.error())
+                    yield msg
+                    if msg.offset() >= end - 1:
+                        break
     finally:
         consumer.close()
 
