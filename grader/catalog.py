@@ -31,6 +31,14 @@ class KnownBad:
 
 
 @dataclass(frozen=True)
+class Equivalent:
+    """A generated mutant declared harmless, with the reason a reviewer can check."""
+
+    id: str
+    why: str
+
+
+@dataclass(frozen=True)
 class Kata:
     id: str
     slug: str
@@ -50,6 +58,7 @@ class Kata:
     hints: tuple[str, ...] = ()
     further_reading: tuple[str, ...] = ()
     known_bad: tuple[KnownBad, ...] = ()
+    equivalent_mutants: tuple[Equivalent, ...] = ()
 
     @property
     def kata_dir(self) -> Path:
@@ -177,6 +186,11 @@ def load_kata(root: Path, dir_name: str, item_ids: set[str]) -> Kata:
         schema.check_sub_mapping(raw, schema.KNOWN_BAD_FIELDS, path, data.line_of("known_bad"), "known_bad",
                                  required=("file", "caught_by", "why"))
         known_bad.append(KnownBad(Path(raw["file"]), raw["caught_by"], raw["why"]))
+    equivalents = []
+    for raw in data.get("equivalent_mutants") or []:
+        schema.check_sub_mapping(raw, schema.EQUIVALENT_FIELDS, path, data.line_of("equivalent_mutants"),
+                                 "equivalent_mutants", required=("id", "why"))
+        equivalents.append(Equivalent(raw["id"], raw["why"]))
     return Kata(
         id=data["id"], slug=data["slug"], title=data["title"], checklist=data["checklist"],
         dir_name=dir_name, root=root, stub=data["stub"], solution=data.get("solution", data["stub"]),
@@ -185,7 +199,7 @@ def load_kata(root: Path, dir_name: str, item_ids: set[str]) -> Kata:
         brokers=broker.get("brokers", 1), faults=broker.get("faults", False),
         timeout_s=data.get("timeout_s", DEFAULT_TIMEOUT_S),
         hints=tuple(data["hints"]), further_reading=tuple(str(x) for x in data.get("further_reading") or ()),
-        known_bad=tuple(known_bad),
+        known_bad=tuple(known_bad), equivalent_mutants=tuple(equivalents),
     )
 
 

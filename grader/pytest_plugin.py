@@ -62,6 +62,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # Every check that will run, so a run that ends early can say which checks it never reached.
+    _RECORDER.write({"event": "collected", "nodeids": [i.nodeid for i in session.items],
+                     "docs": {i.nodeid: _DOCS.get(i.nodeid, "") for i in session.items}})
+
+
 def pytest_itemcollected(item: pytest.Item) -> None:
     # The check's docstring says what was checked; the report shows it.
     obj = getattr(item, "obj", None)

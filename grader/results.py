@@ -14,6 +14,7 @@ from grader.errors import EXIT_FAIL, EXIT_PASS
 
 PASS, FAIL, ERROR, SKIP = "pass", "fail", "error", "skip"
 TIMEOUT, CRASHED = "timeout", "crashed"
+NOT_RUN = "not-run"  # a check the run never reached (it timed out, crashed or stopped at a first failure)
 
 
 @dataclass
@@ -56,6 +57,9 @@ class KataResult:
     def failed_checks(self) -> list[CheckResult]:
         return [c for c in self.checks if c.status in (FAIL, ERROR)]
 
+    def count(self, *statuses: str) -> int:
+        return sum(c.status in statuses for c in self.checks)
+
     @property
     def score(self) -> float:
         return round(sum(c.status == PASS for c in self.checks) / len(self.checks), 3) if self.checks else 0.0
@@ -79,19 +83,27 @@ class KataResult:
         return asdict(self)
 
 
-def junit_xml(results: list[KataResult], suite_name: str = "kafka-katas") -> str:
+def junit_xml(results: list[KataResult], suite_name: str = "kafka-katas",
+              extra_cases: list[tuple[str, str, float, str | None]] = ()) -> str:
+    """extra_cases: (classname, name, seconds, failure text or None), e.g. one per generated mutant."""
     suite = ET.Element("testsuite", name=suite_name, tests="0", failures="0", errors="0")
     tests = failures = 0
+    for classname, name, seconds, failure in extra_cases:
+        tests += 1
+        case = ET.SubElement(suite, "testcase", classname=classname, name=name, time=f"{seconds:.3f}")
+        if failure is not None:
+            failures += 1
+            ET.SubElement(case, "failure", message=name).text = failure
     for result in results:
         cases = result.checks or [CheckResult(name="run", status=FAIL, message=result.message)]
         for check in cases:
             tests += 1
             case = ET.SubElement(suite, "testcase", classname=f"{result.kata_id}.{result.target}",
                                  name=check.name, time=f"{check.duration:.3f}")
-            if check.status in (FAIL, ERROR):
+            if check.status in (FAIL, ERROR, TIMEOUT):
                 failures += 1
                 ET.SubElement(case, "failure", message=check.title).text = check.message
-            elif check.status == SKIP:
+            elif check.status in (SKIP, NOT_RUN):
                 ET.SubElement(case, "skipped", message=check.message)
         if result.status in (TIMEOUT, CRASHED) and result.checks:
             tests += 1

@@ -21,7 +21,7 @@ from pathlib import Path
 from grader import proc as proc_guard
 from grader.catalog import Kata
 from grader.errors import CourseError, InfraError
-from grader.results import CRASHED, ERROR, FAIL, PASS, SKIP, TIMEOUT, CheckResult, KataResult
+from grader.results import CRASHED, ERROR, FAIL, NOT_RUN, PASS, SKIP, TIMEOUT, CheckResult, KataResult
 
 OUTPUT_TAIL_BYTES = 8000
 # pytest's own exit codes that mean "the harness broke", not "a check failed".
@@ -35,7 +35,7 @@ class BrokerDied(Exception):
 def run_checks(kata: Kata, impl_path: Path, bootstrap_servers: str, target: str,
                timeout_s: float | None = None, run_id: str | None = None,
                broker_alive: Callable[[], bool] | None = None, cluster_file: Path | None = None,
-               only: str | None = None) -> KataResult:
+               only: str | None = None, stop_at_first_failure: bool = False) -> KataResult:
     impl_path = Path(impl_path)
     if not impl_path.is_file():
         raise CourseError(f"The file to grade does not exist: {impl_path}.",
@@ -61,7 +61,10 @@ def run_checks(kata: Kata, impl_path: Path, bootstrap_servers: str, target: str,
             cmd.append(f"--kata-cluster={cluster_file}")
         if only:
             cmd.append(f"--kata-only={only}")
-        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
+        if stop_at_first_failure:  # a mutant is killed by its first failing check: the rest would only cost time
+            cmd.append("--maxfail=1")
+        # faulthandler: a check process killed by a fatal signal leaves its Python stacks in the output.
+        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_package_parent()), env.get("PYTHONPATH")]))
         started = time.monotonic()
         with open(output_file, "wb") as out:
@@ -84,13 +87,15 @@ def run_checks(kata: Kata, impl_path: Path, bootstrap_servers: str, target: str,
                          detail=collect_errors[0]["message"][-2000:],
                          next_step="report it to the course authors; instructors: run `grade validate "
                          f"{kata.id}`.")
+    running = _last_started(events, result.checks)
+    result.checks += _unfinished(events, result.checks, running if timed_out else "")
     if timed_out:
         result.status = TIMEOUT
-        running = _last_started(events, result.checks)
         result.message = (f"Your code did not finish within {timeout:.0f}s"
                           + (f" while the check '{running}' was running" if running else "")
                           + ". Look for a loop that never ends, a poll() without a way out, "
-                          "or a flush()/close() that waits forever.")
+                          "a flush()/close() that waits forever, or a future's .result() called without a "
+                          "timeout (e.g. on an AdminClient that was already garbage-collected).")
     elif proc.returncode in (PYTEST_INTERNAL_ERROR, PYTEST_USAGE_ERROR) and not result.checks:
         raise InfraError(f"The check runner for {kata.id} failed to start (pytest exit {proc.returncode}).",
                          detail=output[-2000:], next_step="run the same command again; if it repeats, "
@@ -98,7 +103,10 @@ def run_checks(kata: Kata, impl_path: Path, bootstrap_servers: str, target: str,
     elif proc.returncode == PYTEST_NO_TESTS:
         raise CourseError(f"{kata.checks_dir} holds no checks (no test_* functions were collected).",
                           next_step="instructors: add checks, then run `grade validate`.")
-    elif proc.returncode < 0 or (proc.returncode not in (0, 1) and not result.checks):
+    elif proc.returncode < 0:
+        result.status = CRASHED
+        result.message = _signal_message(-proc.returncode, running, output)
+    elif proc.returncode not in (0, 1) and not any(c.status != NOT_RUN for c in result.checks):
         result.status = CRASHED
         result.message = (f"The check process ended abruptly (exit {proc.returncode}) — your code may have "
                           f"called os._exit() or crashed the interpreter.\n{output[-1500:]}")
@@ -167,6 +175,47 @@ def _checks_from(events: list[dict]) -> list[CheckResult]:
                                            message=e.get("message", ""), output=e.get("output", ""),
                                            duration=e.get("duration", 0.0))
     return list(by_node.values())
+
+
+def _unfinished(events: list[dict], finished: list[CheckResult], running: str) -> list[CheckResult]:
+    """The collected checks without a verdict: the one a timeout stopped, and those never reached."""
+    collected = next((e for e in events if e["event"] == "collected"), None)
+    if collected is None:
+        return []
+    done = {c.name for c in finished}
+    out = []
+    for nodeid in collected["nodeids"]:
+        name = nodeid.split("::")[-1]
+        if name in done:
+            continue
+        stopped = name == running
+        out.append(CheckResult(name=name, status=TIMEOUT if stopped else NOT_RUN,
+                               doc=collected.get("docs", {}).get(nodeid, ""),
+                               message="did not finish: the run's timeout stopped it" if stopped else "not run"))
+    return out
+
+
+def _signal_message(signum: int, running: str, output: str) -> str:
+    """A check process killed by a signal: its name, and the fault dump's first lines, not pytest frames."""
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        name = f"signal {signum}"
+    where = f" while the check '{running}' was running" if running else ""
+    text = (f"The check process was killed by {name}{where}. ")
+    if name == "SIGKILL":
+        text += ("Something sent it SIGKILL: your code (os.kill), or the system when memory ran out. ")
+    else:
+        text += ("The Python interpreter crashed: usually a C library (librdkafka) used from a callback or "
+                 "thread in a way it does not allow, or an object used after close(). ")
+    dump = output[output.find("Fatal Python error"):] if "Fatal Python error" in output else ""
+    if dump:
+        # The learner's and the library's frames; pytest's and the grader's own say nothing to a learner.
+        harness = ("/_pytest/", "/pluggy/", "/grader/", "/checks/")
+        lines = [line for line in dump.splitlines() if line.strip()
+                 and not (line.lstrip().startswith("File") and any(h in line for h in harness))][:14]
+        text += "Fault dump (first lines):\n" + "\n".join("  " + line for line in lines)
+    return text.rstrip()
 
 
 def _last_started(events: list[dict], finished: list[CheckResult]) -> str:

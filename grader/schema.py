@@ -42,6 +42,7 @@ KATA_FIELDS: dict[str, Field] = {
     "hints": Field(list, what="a non-empty list of hints, gentlest first"),
     "further_reading": Field(list, False, "a list of links"),
     "known_bad": Field(list, False, "a list of {file, caught_by, why}"),
+    "equivalent_mutants": Field(list, False, "a list of {id, why}: generated mutants that cannot change behaviour"),
 }
 
 COURSE_FIELDS: dict[str, Field] = {
@@ -56,6 +57,7 @@ COURSE_FIELDS: dict[str, Field] = {
 MASTERY_RULES = ("all-katas", "any-kata")
 BROKER_FIELDS = {"brokers": int, "faults": bool}
 KNOWN_BAD_FIELDS = {"file": str, "caught_by": str, "why": str}
+EQUIVALENT_FIELDS = {"id": str, "why": str}
 CHECKLIST_FIELDS = {"id": str, "title": str}
 
 

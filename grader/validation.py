@@ -21,6 +21,7 @@ class KataValidation:
     problems: list[str] = field(default_factory=list)
     runs: list[KataResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    mutation: object | None = None  # a grader.mutation.sweep.MutationReport with --mutants
 
     @property
     def ok(self) -> bool:
@@ -123,6 +124,22 @@ def _validate_known_bad(v: KataValidation, kata: Kata, bad, path, run) -> None:
         v.problems.append(f"{kata.id}: known-bad {bad.file} is not caught by '{bad.caught_by}' "
                           f"(it is caught by: {', '.join(catchers) or full.status}). Name that check in "
                           f"kata.yaml, or make '{bad.caught_by}' catch it.")
+
+
+def validate_mutants(v: KataValidation, bootstrap_servers: str, jobs: int = 1, only: tuple[str, ...] = (),
+                     min_score: float | None = None, broker_alive=None, cluster_file=None, gate=None,
+                     progress=None) -> None:
+    """The generated mutants of the kata's solution, after the usual validation (which they need:
+    a solution that fails kills every mutant and proves nothing)."""
+    from grader.mutation.sweep import MIN_SCORE, sweep
+
+    if v.problems and not v.runs or (v.runs and not v.runs[0].passed):
+        return
+    solution_seconds = v.runs[0].duration if v.runs else None
+    report = sweep(v.kata, bootstrap_servers, jobs=jobs, only=only, solution_seconds=solution_seconds,
+                   broker_alive=broker_alive, cluster_file=cluster_file, gate=gate, progress=progress)
+    v.mutation = report
+    v.problems.extend(report.problems(MIN_SCORE if min_score is None else min_score))
 
 
 def summary_status(validations: list[KataValidation]) -> str:

@@ -11,6 +11,7 @@ import pytest
 from conftest import ROOT, run_grade
 
 from grader.catalog import load_course
+from grader.mutation import record
 
 REPORTS = ROOT / "reports"
 KATAS = [k.id for k in load_course(ROOT).katas]
@@ -44,3 +45,20 @@ def test_every_checklist_item_has_a_kata():
     covered = {k.checklist for k in course.katas}
     missing = [i.id for i in course.checklist if i.id not in covered]
     assert not missing, f"checklist items without a kata: {missing}"
+
+
+def test_generated_mutants_of_changed_katas_are_killed(bootstrap):
+    """The mutation sweep for every kata whose solution, checks or kata.yaml changed since
+    docs/mutation-record.json (the whole sweep is benchmarks/mutation.py); kata-01 when none did,
+    so the sweep itself always runs."""
+    course = load_course(ROOT)
+    targets = [k.id for k in record.changed_katas(ROOT, list(course.katas))] or ["kata-01"]
+    REPORTS.mkdir(exist_ok=True)
+    result = run_grade("validate", *targets, "--mutants", "--jobs", "3", "--json", "--bootstrap-servers", bootstrap,
+                       timeout=3000)
+    (REPORTS / "mutation-ci.json").write_text(result.stdout)
+    report = json.loads(result.stdout)
+    weak = {k["kata"]: k["problems"] for k in report["katas"] if not k["ok"]}
+    assert not weak, weak
+    assert {k["kata"] for k in report["katas"]} == set(targets)
+    assert all(k["mutation"]["run"] > 0 and k["mutation"]["score"] >= 0.9 for k in report["katas"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from grader.commands.common import (
 from grader.errors import EXIT_FAIL, EXIT_PASS, InfraError
 from grader.results import junit_xml
 from grader.runner import BrokerDied
-from grader.validation import lint, validate_kata
+from grader.validation import lint, validate_kata, validate_mutants
 
 
 @click.command("validate")
@@ -31,21 +32,38 @@ from grader.validation import lint, validate_kata
 @click.option("--lint-only", is_flag=True, help="Only check files and texts; start no broker.")
 @click.option("-j", "--jobs", type=click.IntRange(1, 16), default=1, show_default=True,
               help="Validate this many katas at once (their checks mostly wait on the broker: 3 suits 2 cores).")
+@click.option("--mutants", is_flag=True,
+              help="Also run the checks against generated mutants of each solution and report a mutation score.")
+@click.option("--mutant", "mutant_ids", multiple=True, metavar="ID",
+              help="With --mutants: run only this mutant (repeatable), e.g. one that survived.")
+@click.option("--list-mutants", is_flag=True, help="List the generated mutants (id, line, change); run nothing.")
+@click.option("--min-score", type=click.FloatRange(0, 1), default=None,
+              help="Mutation score a kata needs with --mutants (default 0.90).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.option("--junit", "junit_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Write every check run as JUnit XML.")
 @course_option
 @broker_options
 @quiet_option
-def validate_command(kata_names, all_katas, lint_only, jobs, as_json, junit_file, course_dir, broker_mode,
-                     bootstrap_servers, quiet):
-    """Prove katas honest: solution passes, stub fails, known-bad fixtures fail."""
+def validate_command(kata_names, all_katas, lint_only, jobs, mutants, mutant_ids, list_mutants, min_score, as_json,
+                     junit_file, course_dir, broker_mode, bootstrap_servers, quiet):
+    """Prove katas honest: solution passes, stub fails, known-bad mistakes fail (and, with --mutants,
+    generated mutants of the solution fail)."""
     console.set_quiet(quiet or as_json)
     course = open_course(course_dir)  # schema errors surface here, with file and line
     if not kata_names and not all_katas:
         raise click.UsageError("name katas to validate, or pass --all.")
     katas = list(course.katas) if all_katas else [course.find(n) for n in kata_names]
     _coverage_warnings(course)
+    if list_mutants:
+        from grader.mutation.report import print_mutant_list
+
+        print_mutant_list(katas, as_json)
+        raise SystemExit(EXIT_PASS)
+    if mutant_ids and not mutants:
+        raise click.UsageError("--mutant ID goes with --mutants.")
+    sweep = {"jobs": jobs, "only": tuple(mutant_ids), "min_score": min_score,
+             "gate": threading.BoundedSemaphore(jobs)} if mutants else None
     if lint_only:
         problems = {k.id: lint(k, course) for k in katas}
         _print_lint(problems, as_json)
@@ -61,46 +79,64 @@ def validate_command(kata_names, all_katas, lint_only, jobs, as_json, junit_file
     with contextlib.ExitStack() as stack:
         broker = stack.enter_context(obtain_broker(broker_mode, bootstrap_servers)) if shared else None
         pool = stack.enter_context(ThreadPoolExecutor(max_workers=jobs))
-        futures = [pool.submit(_validate_own, k, course, broker_mode, own_servers, as_json) if k.needs_own_cluster
-                   else pool.submit(_validate_on, k, course, broker, as_json) for k in katas]
+        futures = [pool.submit(_validate_own, k, course, broker_mode, own_servers, as_json, sweep)
+                   if k.needs_own_cluster else pool.submit(_validate_on, k, course, broker, as_json, sweep)
+                   for k in katas]
         try:
             validations = sorted((f.result() for f in futures), key=lambda v: order[v.kata.id])
         except BaseException:  # a dead broker or Ctrl-C: report it now, do not start the katas still queued
             for f in futures:
                 f.cancel()
             raise
-    timings.save(course.title, {v.kata.id: sum(r.duration for r in v.runs) for v in validations})
+    timings.save(course.title, {v.kata.id: sum(r.duration for r in v.runs)
+                                + (v.mutation.seconds if v.mutation else 0) for v in validations})
     if junit_file:
-        junit_file.write_text(junit_xml([r for v in validations for r in v.runs], "kafka-katas-validate"))
+        from grader.mutation.report import junit_cases
+
+        junit_file.write_text(junit_xml([r for v in validations for r in v.runs], "kafka-katas-validate",
+                                        extra_cases=junit_cases(validations)))
     if as_json:
         click.echo(json.dumps({"status": "pass" if all(v.ok for v in validations) else "fail",
                                "katas": [{"kata": v.kata.id, "ok": v.ok, "problems": v.problems, "notes": v.notes,
                                           "runs": [{"target": r.target, "status": r.status,
                                                     "failed": [c.name for c in r.failed_checks],
-                                                    "duration_s": round(r.duration, 2)} for r in v.runs]}
+                                                    "duration_s": round(r.duration, 2)} for r in v.runs],
+                                          **({"mutation": v.mutation.to_dict()} if v.mutation else {})}
                                          for v in validations]}, indent=2))
     elif all(v.ok for v in validations):
+        if mutants:
+            from grader.mutation.report import print_score_table
+
+            print_score_table(validations)
         console.out.print(f"[bold green]All {len(validations)} katas validated.[/bold green]")
     else:
         bad = [v.kata.id for v in validations if not v.ok]
+        if mutants:
+            from grader.mutation.report import print_score_table
+
+            print_score_table(validations)
         console.out.print(f"[bold red]{len(bad)} of {len(validations)} katas failed validation:[/bold red] "
                           f"{', '.join(bad)}\nNext: fix the problems above, then run `grade validate {bad[0]}`.")
     raise SystemExit(EXIT_PASS if all(v.ok for v in validations) else EXIT_FAIL)
 
 
-def _validate_own(kata, course, mode: str, bootstrap_servers: str | None, as_json: bool):
+def _validate_own(kata, course, mode: str, bootstrap_servers: str | None, as_json: bool, sweep: dict | None):
     # No spinner here: this may run beside other jobs, and the terminal holds one live display.
     with brokers.obtain_for(kata, mode, bootstrap_servers, console.progress) as broker:
-        return _validate_on(kata, course, broker, as_json)
+        return _validate_on(kata, course, broker, as_json, sweep)
 
 
-def _validate_on(kata, course, broker, as_json: bool):
+def _validate_on(kata, course, broker, as_json: bool, sweep: dict | None = None):
     console.progress(f"Validating {kata.id} ({kata.slug})…")
     try:
         # Fault katas stop nodes on purpose: no watchdog; the end-of-run check still catches a dead cluster.
-        v = validate_kata(kata, course, broker.bootstrap_servers,
-                          broker_alive=None if kata.faults else broker.process_alive,
+        alive = None if kata.faults else broker.process_alive
+        v = validate_kata(kata, course, broker.bootstrap_servers, broker_alive=alive,
                           cluster_file=cluster_file_of(broker))
+        if sweep is not None:
+            console.progress(f"Running the generated mutants of {kata.id}…")
+            validate_mutants(v, broker.bootstrap_servers, broker_alive=alive, cluster_file=cluster_file_of(broker),
+                             **sweep)
     except BrokerDied:
         v = None
     if v is None or (not v.ok and not broker.alive()):
@@ -127,6 +163,10 @@ def _print_one(v) -> None:
     console.out.print(f"{mark} {v.kata.id} {escape(v.kata.slug)}  [dim]{escape(runs)}[/dim]")
     for note in v.notes:
         console.out.print(f"    [dim]{escape(note)}[/dim]")
+    if v.mutation is not None:
+        from grader.mutation.report import print_survivors
+
+        print_survivors(v.mutation)
     for problem in v.problems:
         console.out.print(f"    [red]{escape(problem)}[/red]")
 

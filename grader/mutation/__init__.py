@@ -1,0 +1,1 @@
+"""Mutation testing of a kata's checks: generated mutants of its reference solution must fail."""
