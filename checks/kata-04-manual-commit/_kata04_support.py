@@ -36,6 +36,10 @@ DEADLINE_S = 30.0  # generous: the machine is shared
 IDLE_S = 4.0  # a run that has delivered records and then delivers nothing new for this long is done
 FIRST_RECORD_S = 15.0  # a run that has delivered nothing for this long will not (a group join takes < 1 s)
 ASSIGNED_IDLE_S = 5.0  # ... nor one whose consumer has owned its partitions this long without a record
+JOIN_GIVE_UP_S = 8.0  # ... nor a restart that has not taken the killed member's place in the group by then
+# A consumer fenced by a second instance with its group.instance.id hears of it at its next heartbeat
+# (300 ms): a fatal error. Plenty of time to notice it and end.
+FENCE_LIMIT_S = 5.0
 
 Offsets = dict[int, "int | None"]
 
@@ -123,6 +127,19 @@ def show_records(records) -> str:
 
 def differ(got: Offsets, want: Offsets) -> list[int]:
     return [p for p in sorted(want) if (got.get(p) or 0) != (want[p] or 0)]
+
+
+def direction(got: Offsets, want: Offsets) -> str:
+    """In words, how the committed offsets differ from the expected ones: the likely cause."""
+    wrong = differ(got, want)
+    if wrong and all((got.get(p) or 0) == (want[p] or 0) - 1 for p in wrong):
+        return ("each differing partition is exactly one behind: a committed offset names the next record to read "
+                "(after processing offset 41, commit 42). ")
+    if any((got.get(p) or 0) > (want[p] or 0) for p in wrong):
+        return ("some partitions are committed past what they should be: something committed records before they "
+                "were done (a commit that comes too early, librdkafka's auto-commit timer, the wrong partition). ")
+    return ("some records are not committed (or were not yet when the check looked): every record needs its own "
+            "synchronous commit, for its own partition, before the next record is taken. ")
 
 
 # ---------------------------------------------------------------------- the learner's consumer
@@ -226,7 +243,11 @@ def wait_records(run: ChildRun, kafka, group: str, topic: str, ends, count: int,
             members = group_members(kafka, group, topic) or {}
             if any(owns for m, owns in members.items() if m not in old):
                 assigned_at = now
-        if now - started > DEADLINE_S or (not mine and (now - started > FIRST_RECORD_S or (
+        stalled = False
+        if not mine and old and now - started > JOIN_GIVE_UP_S:
+            members = group_members(kafka, group, topic)
+            stalled = bool(members) and set(members) <= old
+        if now - started > DEADLINE_S or stalled or (not mine and (now - started > FIRST_RECORD_S or (
                 assigned_at is not None and now - assigned_at > ASSIGNED_IDLE_S))):
             run.kill()
             members = group_members(kafka, group, topic) or {}
@@ -308,9 +329,10 @@ def stop_in_time(run: ChildRun, did: str, what: str) -> float:
     return took
 
 
-def finish(run: ChildRun, kafka, group, topic, ends, expected: set, earlier: list, did: str) -> list:
+def finish(run: ChildRun, kafka, group, topic, ends, expected: set, earlier: list, did: str,
+           stop: bool = True) -> list:
     """Let a run process until every record in `expected` has been processed (by it or by `earlier`
-    runs) or it stops making progress; then stop it in time. Returns what this run processed."""
+    runs) or it stops making progress; then (with `stop`) stop it in time. Returns what this run processed."""
     wait_records(run, kafka, group, topic, ends, 1, did)
     last_count, last_change = -1, time.monotonic()
     started = time.monotonic()
@@ -326,8 +348,35 @@ def finish(run: ChildRun, kafka, group, topic, ends, expected: set, earlier: lis
             explain(did=did, saw=f"after {len(mine)} process() calls, {ending(run)}",
                     expected="your consumer to keep consuming until should_stop() returns True", nudge=ENDED_NUDGE)
         time.sleep(0.05)
-    stop_in_time(run, did, "with every record processed and nothing more to read")
+    if stop:
+        stop_in_time(run, did, "with every record processed and nothing more to read")
     return processed(run, did, ends)
+
+
+def fence(old: ChildRun, kafka, group: str, topic: str, did: str) -> str:
+    """With `old` idle, join the group with its static group.instance.id from the check: the group takes
+    that member id away from `old` (fences it: a fatal error for it), which must then end with an exception.
+    Returns what the check did, for the caller's messages."""
+    did += (", then joined the group from the check with the same group.instance.id, which takes that place in "
+            "the group and fences your consumer")
+    fencer = kafka.consumer(group=group, **{"group.instance.id": group + "-member", "session.timeout.ms": 3000,
+                                            "heartbeat.interval.ms": 300})
+    fencer.subscribe([topic])
+    deadline = time.monotonic() + FENCE_LIMIT_S
+    while old.proc.poll() is None and time.monotonic() < deadline:
+        fencer.poll(0.05)
+    code = old.proc.poll()
+    if code is None:
+        old.kill()
+        explain(did=did, saw=f"your fenced consumer was still running {FENCE_LIMIT_S:.0f}s later", seen_in="the clock",
+                expected="the fenced consumer to end with an exception: it is a zombie and can no longer commit",
+                nudge="poll() reports a fatal error as an event whose msg.error().code() is KafkaError._FATAL (its "
+                "fatal() flag is not set). Fatal means this consumer cannot go on.")
+    if code == 0 or not old.error():
+        explain(did=did, saw=f"your fenced consumer: {ending(old)}",
+                expected="the fenced consumer to end with an exception (raise the fatal error)",
+                nudge="a fatal error is not a reason to return as if asked to stop: raise it.")
+    return did
 
 
 def duplicates(records: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -14,8 +14,10 @@ from _kata04_support import (
     Committed,
     committed_while_busy,
     differ,
+    direction,
     duplicates,
     expected_commits,
+    fence,
     finish,
     make_topic,
     out_of_order,
@@ -38,8 +40,7 @@ from grader.checklib import explain
 
 FUNCTION = "consume"  # the contract of kata-04's stub
 
-COMMIT_NUDGE = ("a committed offset names the next record to read: after processing offset 41, commit 42, for that "
-                "record's partition, and only once process() has returned. Who else may commit in your consumer?")
+COMMIT_NUDGE = "commit each record, for its own partition, once process() has returned for it, and nothing else."
 
 
 @pytest.fixture
@@ -69,7 +70,7 @@ def _check_commits(watcher, want, did, when, processed_text):
         explain(did=did, saw=f"{when}, committed offsets {show(got)} ({processed_text}); partitions {wrong} differ",
                 expected=f"committed offsets {show(want)}: for every partition, the offset after the last record "
                 "processed, and nothing where nothing was processed",
-                nudge=COMMIT_NUDGE)
+                nudge=direction(got, want) + COMMIT_NUDGE)
     return got
 
 
@@ -92,26 +93,30 @@ def _check_run(records, expected, did, label):
 
 
 def test_clean_run_commits_what_it_processed(kafka, impl_path, wd):
-    """Without a crash, every record from the committed offsets on is processed once and committed exactly."""
+    """Without a crash, every record from the committed offsets on is processed once and committed exactly; a
+    second instance with the same member id fences the first, which ends with an error."""
     pre = {0: 3, 1: 9}  # partition 1 is caught up; 2 is empty; 3 has never been committed
     topic, ends, group, watcher, start_at = _layout(kafka, [8, 9, 0, 7], pre)
     expected = records_between(start_at, ends)
     did = (f"ran consume() in a child process on {_describe(ends, pre)} and waited until process() had seen "
            f"the {len(expected)} records after the committed offsets")
-    run = start(impl_path, wd, kafka, topic, group, "clean", FUNCTION, eof=False)
+    run = start(impl_path, wd, kafka, topic, group, "clean", FUNCTION)
     try:
-        records = finish(run, kafka, group, topic, ends, expected, [], did)
+        records = finish(run, kafka, group, topic, ends, expected, [], did, stop=False)
+        missing = expected - set(records)
+        if missing:
+            explain(did=did, saw=f"process() never received {show_records(missing)}",
+                    expected=f"all {len(expected)} records from the committed offsets (or, where the group has none, "
+                    "from the first record) to the end handed to process()",
+                    nudge="where does a consumer of a group start a partition that has a committed offset, and one "
+                    "that has none?", seen_in="your process() calls")
+        _check_run(records, expected, did, "in a run without failures")
+        _check_commits(watcher, expected_commits(start_at, records), did, "with every record processed",
+                       f"{len(records)} records processed")
+        did = fence(run, kafka, group, topic, did)
     finally:
         run.close()
-    missing = expected - set(records)
-    if missing:
-        explain(did=did, saw=f"process() never received {show_records(missing)}",
-                expected=f"all {len(expected)} records from the committed offsets (or, where the group has none, "
-                "from the first record) to the end handed to process()",
-                nudge="where does a consumer of a group start a partition that has a committed offset, and one that "
-                "has none?", seen_in="your process() calls")
-    _check_run(records, expected, did, "in a run without failures")
-    _check_commits(watcher, expected_commits(start_at, records), did + ", and it returned", "after it returned",
+    _check_commits(watcher, expected_commits(start_at, records), did, "after it ended",
                    f"{len(records)} records processed")
 
 
@@ -150,7 +155,8 @@ def test_restart_after_crash_resumes_at_last_commit(kafka, impl_path, wd):
         done += records
 
     did += ", then started it a third time and let it catch up"
-    run = start(impl_path, wd, kafka, topic, group, "run-3", FUNCTION)
+    # No partition-EOF events in this run: its stop, once idle, is timed (an EOF would wake a long poll()).
+    run = start(impl_path, wd, kafka, topic, group, "run-3", FUNCTION, eof=False)
     try:
         again = finish(run, kafka, group, topic, ends, expected, done, did)
     finally:
