@@ -330,15 +330,17 @@ def stop_in_time(run: ChildRun, did: str, what: str) -> float:
 
 
 def finish(run: ChildRun, kafka, group, topic, ends, expected: set, earlier: list, did: str,
-           stop: bool = True) -> list:
+           stop: bool = True, own: set | None = None) -> list:
     """Let a run process until every record in `expected` has been processed (by it or by `earlier`
-    runs) or it stops making progress; then (with `stop`) stop it in time. Returns what this run processed."""
+    runs) and it has itself processed `own` (the records from the committed offsets at its start on: it
+    is idle then), or until it stops making progress; then (with `stop`) stop it in time. Returns what
+    this run processed."""
     wait_records(run, kafka, group, topic, ends, 1, did)
     last_count, last_change = -1, time.monotonic()
     started = time.monotonic()
     while time.monotonic() - started < DEADLINE_S:
         mine = processed(run, did, ends)
-        if expected <= set(earlier) | set(mine):
+        if expected <= set(earlier) | set(mine) and (own or set()) <= set(mine):
             break
         if len(mine) != last_count:
             last_count, last_change = len(mine), time.monotonic()

@@ -158,7 +158,7 @@ def test_restart_after_crash_resumes_at_last_commit(kafka, impl_path, wd):
     # No partition-EOF events in this run: its stop, once idle, is timed (an EOF would wake a long poll()).
     run = start(impl_path, wd, kafka, topic, group, "run-3", FUNCTION, eof=False)
     try:
-        again = finish(run, kafka, group, topic, ends, expected, done, did)
+        again = finish(run, kafka, group, topic, ends, expected, done, did, own=records_between(start_at, ends))
     finally:
         run.close()
     missing = expected - set(done) - set(again)
@@ -210,7 +210,8 @@ def test_crash_mid_processing_loses_nothing(kafka, impl_path, wd):
     did_restart = did + "; then started consume() again with the same group id"
     second = start(impl_path, wd, kafka, topic, group, "second", FUNCTION)
     try:
-        again = finish(second, kafka, group, topic, ends, expected, before, did_restart)
+        again = finish(second, kafka, group, topic, ends, expected, before, did_restart,
+                       own=records_between(expected_commits(start_at, before), ends))
     finally:
         second.close()
     if (partition, offset) not in again:

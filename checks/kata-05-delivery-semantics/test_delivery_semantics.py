@@ -125,7 +125,8 @@ def _crash_right_after(kafka, impl_path, wd, function, counts, pre):
     expected = records_between(start_at, ends) - ({crashed} if function == AT_MOST_ONCE else set())
     run = start(impl_path, wd, kafka, topic, group, "second", function)
     try:
-        again = finish(run, kafka, group, topic, ends, expected, before, did, stop=False)
+        again = finish(run, kafka, group, topic, ends, expected, before, did, stop=False,
+                       own=records_between(after, ends))
         _check_run(again, after, ends, did, "the restarted run")
         # A zombie must stop: another instance with the same static member id fences this one.
         did = fence(run, kafka, group, topic, did)
@@ -171,12 +172,12 @@ def _hold(kafka, impl_path, wd, function, counts, pre):
     did += ", then started it again with the same group id and let it catch up"
     expected = records_between(start_at, ends) - ({held} if at_most else set())
     # No partition-EOF events in this run: its stop, once idle, is timed (an EOF would wake a long poll()).
+    after = expected_commits(start_at, before + [held] if at_most else before)
     second = start(impl_path, wd, kafka, topic, group, "second", function, eof=False)
     try:
-        again = finish(second, kafka, group, topic, ends, expected, before, did)
+        again = finish(second, kafka, group, topic, ends, expected, before, did, own=records_between(after, ends))
     finally:
         second.close()
-    after = expected_commits(start_at, before + [held] if at_most else before)
     _check_run(again, after, ends, did, "the restarted run")
     _check_commits(watcher, expected_commits(after, again), did + ", then stopped it", "after it returned",
                    f"{len(again)} records processed after the restart", function)

@@ -149,6 +149,10 @@ def produce_per_partition(kafka, topic: str, partitions: int, per_partition: int
     remaining = producer.flush(30)
     if remaining:
         raise KafkaException(f"{remaining} test messages were not delivered to {topic}")
+    return end_offsets(kafka, topic, partitions)
+
+
+def end_offsets(kafka, topic: str, partitions: int) -> dict[int, int]:
     consumer = kafka.consumer()
     try:
         return {p: kafka.high_watermark(consumer, topic, p) for p in range(partitions)}

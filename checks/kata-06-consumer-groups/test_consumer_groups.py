@@ -19,6 +19,7 @@ from _kata06_support import (
     check_alive,
     cleanup,
     client_id,
+    end_offsets,
     processed,
     produce_per_partition,
     show_pairs,
@@ -204,6 +205,8 @@ def test_every_message_processed_once(kafka, impl_path, tmp_path):
                         "group, and the others take over its partitions without waiting for its session to time out",
                         nudge="what does your run_member do with its consumer before it returns?")
         did += ", stopped member 1, then stopped sending new messages"
+        # Idle means every message sent so far processed: only then does a long poll() block.
+        wait_all_processed(runs, end_offsets(kafka, topic, partitions))
         _check_stops(runs, [2, 3], stop_timed(runs[1:]), did, STOP_LIMIT_S, "with nothing more to read")
     finally:
         cleanup(runs)
