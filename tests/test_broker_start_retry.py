@@ -1,0 +1,32 @@
+"""A broker that is only slow to start gets one automatic retry with a clear line, and a
+second slow start says what was slow; its JVMs never outlive the attempt."""
+
+import pytest
+from conftest import kafka_jvms
+
+from grader.broker import local
+
+pytestmark = pytest.mark.broker
+
+
+def test_a_slow_start_is_retried_once_then_named(monkeypatch):
+    before = set(kafka_jvms())
+    monkeypatch.setattr(local, "START_TIMEOUT_S", 0.0)  # every start "too slow"
+    lines = []
+    with pytest.raises(local.StartTimeout) as raised:
+        local.start_local(lines.append)
+    retries = [line for line in lines if line.endswith("Starting it once more…")]
+    assert len(retries) == 1 and "did not answer within 0s" in retries[0]
+    message = raised.value.render()
+    assert "load average" in message and "the machine is busy" in message
+    assert "Next: check the machine's load (`uptime`) and run the same command again." in message
+    assert set(kafka_jvms()) <= before
+
+
+def test_a_living_broker_that_answers_late_is_not_called_dead(monkeypatch):
+    answers = iter([False, True])
+    broker = local.LocalBroker.__new__(local.LocalBroker)
+    monkeypatch.setattr(local.LocalBroker, "process_alive", lambda self: True)
+    monkeypatch.setattr(local, "metadata_answers", lambda servers, timeout: next(answers))
+    broker.bootstrap_servers = "127.0.0.1:1"
+    assert broker.alive()
