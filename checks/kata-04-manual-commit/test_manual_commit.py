@@ -244,7 +244,7 @@ def test_busy_consumer_commits_in_step_and_stops_promptly(kafka, impl_path, wd):
         committed_while_busy(run, watcher, ends, did, last_too=False,
                              nudge="commit each record synchronously once process() has returned, before you take the "
                              "next one: a commit still in flight, or one saved for later, is lost in a crash.")
-        took = stop_in_time(run, did, f"while records were still waiting (limit {STOP_LIMIT_S:.0f}s)")
+        took = stop_in_time(run, did, f"while records were still waiting (limit {STOP_LIMIT_S:.1f}s)")
         records = processed(run, did, ends)
     finally:
         run.close()

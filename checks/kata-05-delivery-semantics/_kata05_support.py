@@ -32,7 +32,7 @@ from grader.checklib import ChildRun, explain
 CONFIG = {"session.timeout.ms": 3000, "heartbeat.interval.ms": 300, "auto.commit.interval.ms": 500,
           "enable.partition.eof": True}
 HOLD_S = 2.0  # four auto-commit ticks
-STOP_LIMIT_S = 2.0  # should_stop() is checked at least once a second; one more second to close and exit
+STOP_LIMIT_S = 2.5  # should_stop() is checked at least once a second; 1.5 s more to close and exit on a busy machine
 DEADLINE_S = 30.0  # generous: the machine is shared
 IDLE_S = 4.0  # a run that has delivered records and then delivers nothing new for this long is done
 FIRST_RECORD_S = 15.0  # a run that has delivered nothing for this long will not (a group join takes < 1 s)
@@ -319,7 +319,7 @@ def stop_in_time(run: ChildRun, did: str, what: str) -> float:
     did = did + f", then, {what}, made should_stop() return True"
     if code is None:
         run.kill()
-        explain(did=did, saw=f"your function was still running {STOP_LIMIT_S:.0f}s later",
+        explain(did=did, saw=f"your function was still running {STOP_LIMIT_S:.1f}s later",
                 expected="it to notice within a second (the contract: should_stop() checked at least once a "
                 "second), close its consumer and return", seen_in="the clock",
                 nudge="how long can your loop go without calling should_stop(): a long poll() timeout? a loop that "

@@ -274,7 +274,7 @@ def test_busy_consumers_commit_in_step_and_stop_promptly(kafka, impl_path, wd):
                    "with the committed offsets")
             wait_records(run, kafka, group, topic, ends, 40, did)
             committed_while_busy(run, watcher, ends, did, last_too=function == AT_MOST_ONCE, nudge=NUDGE[function])
-            took = stop_in_time(run, did, f"while records were still waiting (limit {STOP_LIMIT_S:.0f}s)")
+            took = stop_in_time(run, did, f"while records were still waiting (limit {STOP_LIMIT_S:.1f}s)")
             records = processed(run, did, ends)
             _check_run(records, {}, ends, did, "this run")
             _check_commits(watcher, expected_commits({p: None for p in ends}, records),
