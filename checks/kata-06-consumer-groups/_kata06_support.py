@@ -270,32 +270,3 @@ def cleanup(runs) -> None:
     with contextlib.suppress(Exception):
         stop_members(runs, timeout=15)
 
-
-def wait_owners_caught_up(kafka, runs: list[ChildRun], group: str, topic: str, ends: dict[int, int],
-                          timeout: float = PROCESS_DEADLINE_S, quiet_s: float = 0.3) -> bool:
-    """Wait until the members are idle: every message up to `ends` processed, each partition's owner (as
-    the broker shows it) done with what it read of it (up to the end, or nothing: the partition was done
-    when it came), and no member processing anything for `quiet_s` (a partition that changed hands may
-    be read again from the group's committed offset). Only then does a long poll() block."""
-    number = {client_id(n): n for n in range(1, len(runs) + 1)}
-    wanted = {(p, o) for p, end in ends.items() for o in range(end)}
-    deadline = time.monotonic() + timeout
-    last_count, last_change = -1, time.monotonic()
-    while time.monotonic() < deadline:
-        done = processed(runs)
-        count = sum(len(pairs) for pairs in done.values())
-        if count != last_count:
-            last_count, last_change = count, time.monotonic()
-        view = describe_group(kafka, group, topic)
-        owners = {p: number.get(cid) for (_, parts), cid in zip(view.members, view.client_ids, strict=True)
-                  for p in parts}
-        last: dict[int, dict[int, int]] = {n: {} for n in done}
-        for n, pairs in done.items():
-            for p, o in pairs:
-                last[n][p] = max(o, last[n].get(p, -1))
-        if (view.state == "STABLE" and wanted <= {pair for pairs in done.values() for pair in pairs}
-                and all(n is not None and last[n].get(p, ends[p] - 1) >= ends[p] - 1 for p, n in owners.items())
-                and time.monotonic() - last_change >= quiet_s):
-            return True
-        time.sleep(0.05)
-    return False
