@@ -8,27 +8,29 @@ each record, the committed offset of its partition is exactly its offset + 1.
 """
 
 import pytest
-from _kata04_support import (
-    HOLD_S,
-    STOP_LIMIT_S,
+from _kata04_offsets import (
     Committed,
-    committed_while_busy,
     differ,
     direction,
-    duplicates,
     expected_commits,
-    fence,
-    finish,
     make_topic,
-    out_of_order,
     precommit,
-    processed,
     records_between,
     show,
     show_records,
+    total,
+)
+from _kata04_support import (
+    HOLD_S,
+    STOP_LIMIT_S,
+    committed_while_busy,
+    duplicates,
+    fence,
+    finish,
+    out_of_order,
+    processed,
     start,
     stop_in_time,
-    total,
     wait_crash,
     wait_hold,
     wait_records,
