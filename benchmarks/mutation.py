@@ -67,7 +67,7 @@ def main() -> int:
     score = totals[2] / run_total if run_total else 1.0
     print(f"| **all** | | {totals[0]} | {totals[1]} | {totals[2]} | {totals[3]} | **{score:.0%}** | "
           f"{wall:.0f} s wall |")
-    print(f"\nstatus: {data['status']}; survivors with diffs: {args.out.relative_to(ROOT)}")
+    print(f"\nstatus: {data['status']}; survivors with diffs: {args.out}")
     return 0
 
 

@@ -182,9 +182,15 @@ class KafkaKit:
             with contextlib.suppress(Exception):
                 client.close()
         if self.created_topics:
-            # Keep a shared broker light; a failed delete is harmless.
+            # Keep a shared broker light; a failed delete is harmless. Wait for the answers: an
+            # AdminClient freed while librdkafka's background thread still resolves its futures
+            # aborts the process ("rd_kafka_destroy() called from librdkafka owned thread",
+            # SIGABRT) when the garbage collector happens to run on that thread.
             with contextlib.suppress(Exception):
-                self.admin.delete_topics(self.created_topics, operation_timeout=5)
+                futures = self.admin.delete_topics(self.created_topics, operation_timeout=5)
+                for future in futures.values():
+                    with contextlib.suppress(Exception):
+                        future.result(timeout=10)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> bool:

@@ -13,6 +13,7 @@ import contextlib
 import io
 import socket
 import struct
+import threading
 import time
 from dataclasses import dataclass
 
@@ -171,58 +172,118 @@ class Watermarks:
             self.consumer.close()
 
 
+PUBLISH_AT_ONCE_S = 0.75  # produce() + poll(0) take microseconds; a wait for a delivery takes far longer
+CLOSE_SLACK_S = 6.0  # how long after its own timeout (or the delivery timeout) close() may take to return
+
+
+def _in_thread(fn, deadline: float):
+    """Run learner code in a worker thread: (result, exception, elapsed), or None if it is still running
+    at the deadline (a hung call must fail this check, not stall the whole run until its timeout)."""
+    box: dict = {}
+
+    def run():
+        started = time.monotonic()
+        try:
+            box["result"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller, in the learner's terms
+            box["exc"] = exc
+        box["elapsed"] = time.monotonic() - started
+
+    worker = threading.Thread(target=run, daemon=True, name="kata03-learner")
+    worker.start()
+    worker.join(deadline)
+    if worker.is_alive():
+        return None
+    return box.get("result"), box.get("exc"), box["elapsed"]
+
+
 def open_publisher(impl, bootstrap_servers: str, config: dict):
     try:
         return impl.ReliablePublisher(bootstrap_servers, config=dict(config))
     except Exception as exc:
         explain(did=f"created ReliablePublisher(bootstrap, config={config})",
                 saw=f"it raised {type(exc).__name__}: {exc}",
-                expected="a publisher ready to take records",
+                expected="a publisher ready to take records", seen_in="your code",
                 nudge="librdkafka refuses contradictory settings at construction time (e.g. idempotence with "
                 "acks other than all). Which settings does an idempotent producer need?")
         raise  # unreachable: explain() fails the check
 
 
-def publish_all(publisher, records: list[tuple[str, str, str]]) -> None:
-    for topic, key, value in records:
-        try:
-            publisher.publish(topic, key, value)
-        except Exception as exc:
-            explain(did=f"called publish({topic!r}, {key!r}, <{len(value)} chars>)",
-                    saw=f"it raised {type(exc).__name__}: {exc}",
-                    expected="publish() queues the record and returns; delivery problems are reported by close()",
-                    nudge="a delivery failure is only known later, in a delivery report. publish() itself should "
-                    "not wait for it or raise because of it.")
+def publish_all(publisher, records: list[tuple[str, str, str | bytes]], deadline: float = 15.0,
+                at_once: bool = True) -> None:
+    """publish() every record, timing each call: publish() must return at once, whatever the record
+    (unless at_once is False: with a full local queue it may wait for room)."""
+    timings: list[float] = []
+
+    def run():
+        for topic, key, value in records:
+            started = time.monotonic()
+            try:
+                publisher.publish(topic, key, value)
+            finally:
+                timings.append(time.monotonic() - started)
+
+    outcome = _in_thread(run, deadline)
+    if outcome is None:
+        topic, key, _ = records[min(len(timings), len(records) - 1)]
+        explain(did=f"called publish() for {len(records)} records", seen_in="your code",
+                saw=f"after {deadline:.0f} s, publish({topic!r}, {key!r}, …) (call {len(timings) + 1}) had not "
+                "returned", expected="each publish() to queue its record and return at once",
+                nudge="is publish() waiting for something that may never come (a delivery, room in a queue "
+                "that nobody empties), or looping without end?")
+    _, exc, _ = outcome
+    if exc is not None:
+        topic, key, value = records[len(timings) - 1]
+        explain(did=f"called publish({topic!r}, {key!r}, <{len(value)} {type(value).__name__}>)",
+                saw=f"it raised {type(exc).__name__}: {exc}", seen_in="your code",
+                expected="publish() queues the record and returns; delivery problems are reported by close()",
+                nudge="a delivery failure is only known later, in a delivery report, and a full local queue is "
+                "not a failure: serve reports (which frees room) and try again. publish() neither raises "
+                "because of a delivery nor drops the record.")
+    slowest = max(range(len(timings)), key=timings.__getitem__)
+    if at_once and timings[slowest] > PUBLISH_AT_ONCE_S:
+        topic, key, _ = records[slowest]
+        explain(did=f"called publish() for {len(records)} records and timed each call", seen_in="your code",
+                saw=f"publish({topic!r}, {key!r}, …) took {timings[slowest]:.2f} s",
+                expected=f"every publish() to return at once (well under {PUBLISH_AT_ONCE_S} s)",
+                nudge="publish() only queues the record. Waiting for its delivery (flush(), or poll() with a "
+                "timeout) there makes every caller wait on the broker, and on a record that can never be "
+                "delivered it waits for the whole delivery timeout.")
 
 
-def close_publisher(publisher, timeout: float) -> tuple[list, float]:
-    started = time.monotonic()
-    try:
-        failures = publisher.close(timeout)
-    except Exception as exc:
-        explain(did=f"called close({timeout})",
-                saw=f"it raised {type(exc).__name__}: {exc}",
+def close_publisher(publisher, timeout: float | None, bound: float) -> tuple[list, float]:
+    """close(timeout) (close() with its default when timeout is None); it must return within `bound` s."""
+    shown = "close()" if timeout is None else f"close({timeout})"
+    outcome = _in_thread(publisher.close if timeout is None else lambda: publisher.close(timeout), bound)
+    if outcome is None:
+        explain(did=f"called {shown}", seen_in="your code", saw=f"it had not returned after {bound:.0f} s",
+                expected=f"close() to return within {bound:.0f} s here: as soon as every record has its "
+                "delivery report, and never much later than its timeout",
+                nudge="waiting for the producer to drain takes a timeout, and ends early when it has drained. "
+                "Which timeout does your close() wait for, and does it use the caller's settings "
+                "(message.timeout.ms in config) at all?")
+    failures, exc, elapsed = outcome
+    if exc is not None:
+        explain(did=f"called {shown}", saw=f"it raised {type(exc).__name__}: {exc}", seen_in="your code",
                 expected="close() returns the list of records that could not be delivered (empty when all were)",
                 nudge="the contract reports failures as close()'s return value, not as an exception.")
-        raise  # unreachable
-    elapsed = time.monotonic() - started
     if not isinstance(failures, list | tuple):
-        explain(did=f"called close({timeout})", saw=f"it returned {failures!r:.120}",
+        explain(did=f"called {shown}", saw=f"it returned {failures!r:.120}", seen_in="your code",
                 expected="a list of (topic, key, reason) tuples, [] when everything was delivered",
                 nudge="close() is the one place the caller learns what did not arrive.")
     return list(failures), elapsed
 
 
 def failed_pairs(failures: list) -> list[tuple[str, str]]:
-    """(topic, key) of each reported failure, whatever else the tuple holds."""
+    """(topic, key) of each reported failure, after checking the entry is (str, str, non-empty str)."""
     pairs = []
     for item in failures:
-        try:
-            topic, key = item[0], item[1]
-        except (TypeError, IndexError, KeyError):
-            explain(did="read the list close() returned", saw=f"an entry {item!r:.120}",
-                    expected="each entry a (topic, key, reason) tuple")
-        if isinstance(key, bytes):
-            key = key.decode("utf-8", "replace")
-        pairs.append((topic, key))
+        ok = isinstance(item, list | tuple) and len(item) == 3 and all(isinstance(v, str) for v in item)
+        if not ok or not item[2].strip():
+            explain(did="read the list close() returned", saw=f"an entry {item!r:.160}", seen_in="your code",
+                    expected="each entry a (topic, key, reason) tuple of texts: the key as the str given to "
+                    "publish() (not bytes), the reason non-empty (the delivery report's error as text)",
+                    nudge="whoever handles the failure needs the record's topic and key as they gave them, and why "
+                    "it failed.")
+        pairs.append((item[0], item[1]))
     return pairs

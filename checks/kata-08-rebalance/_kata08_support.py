@@ -19,6 +19,9 @@ PARTITIONS = 4
 STREAM_RATE = 200  # messages per second, spread over the partitions
 DEADLINE_S = 30.0  # generous: the machine is shared, and a rebalance can take a few heartbeats
 NO_PROGRESS_GIVE_UP_S = 12.0
+# A member checks should_stop() at least once a second, then close() revokes (one commit) and leaves:
+# well under a second on a quiet machine. Past this, it was not checking should_stop() often enough.
+STOP_S = 4.0
 
 
 # ---------------------------------------------------------------------- the group, as the broker sees it
@@ -114,12 +117,12 @@ class Member:
     """One learner run_member() in its own process."""
 
     def __init__(self, name: str, impl_path, tmp_path, kafka, topic: str, group: str, commit_every: int,
-                 config: dict, crash_after: int | None = None):
+                 config: dict, crash_after: int | None = None, hold_at: int | None = None):
         self.name = name
         self.run = ChildRun(impl_path, "run_member",
                             {"bootstrap_servers": kafka.bootstrap_servers, "topic": topic, "group_id": group,
                              "commit_every": commit_every, "config": dict(config)},
-                            workdir=tmp_path, crash_after=crash_after, name=f"member-{name}")
+                            workdir=tmp_path, crash_after=crash_after, hold_at=hold_at, name=f"member-{name}")
         self.paused = False
 
     def records(self) -> list[tuple[int, int]]:
@@ -167,7 +170,7 @@ ENDED_NUDGE = ("that error comes from your run_member. Which of your calls can f
 def expect_running(did: str, *members: Member, nudge: str = ENDED_NUDGE) -> None:
     for m in members:
         if m.ended:
-            explain(did=did, saw=m.ending(),
+            explain(did=did, saw=m.ending(), seen_in="the member's process",
                     expected=f"member {m.name} keeps running until the check asks it to stop", nudge=nudge)
 
 
@@ -188,7 +191,7 @@ def wait_until(did: str, condition, what: str, members: tuple[Member, ...], time
             nudge="does every member keep polling, and does it leave the group (close()) when asked to stop?")
 
 
-def stop_and_wait(did: str, *members: Member, timeout: float = DEADLINE_S) -> None:
+def stop_and_wait(did: str, *members: Member, timeout: float = STOP_S) -> None:
     """Ask members to stop; each must return normally (exit code 0) within the timeout."""
     for m in members:
         m.stop()
@@ -197,14 +200,43 @@ def stop_and_wait(did: str, *members: Member, timeout: float = DEADLINE_S) -> No
         code = m.run.wait(max(0.1, deadline - time.monotonic()))
         if code is None:
             explain(did=did + f", then made member {m.name}'s should_stop() return True",
-                    saw=f"member {m.name} was still running {timeout:.0f}s later",
-                    expected="run_member returns soon after should_stop() turns True",
-                    nudge="is should_stop() checked at least once a second, even when no message arrives?")
+                    saw=f"member {m.name} was still running {timeout:.0f}s later", seen_in="the member's process",
+                    expected="run_member returns soon after should_stop() turns True: it checks should_stop() at "
+                    "least once a second",
+                    nudge="is should_stop() checked at least once a second, whether messages arrive or not? How "
+                    "long can one poll() call wait?")
         if code != 0:
             explain(did=did + f", then made member {m.name}'s should_stop() return True", saw=m.ending(),
                     expected=f"member {m.name} closes its consumer and returns normally",
+                    seen_in="the member's process",
                     nudge="close() revokes the member's partitions, so your revoke handling runs one last time. "
                     "What if there is nothing new to commit?")
+
+
+def end_offsets(kafka, topic: str) -> dict[int, int]:
+    consumer = kafka.consumer()
+    try:
+        return {p: kafka.high_watermark(consumer, topic, p) for p in range(PARTITIONS)}
+    finally:
+        consumer.close()
+        kafka._clients.remove(consumer)
+
+
+def last_message_then_stop(kafka, topic: str, did: str, members: tuple[Member, ...],
+                           everyone: tuple[Member, ...]) -> dict[int, int]:
+    """On a quiet topic: one message to partition 0; the moment a member has processed it (and is back in
+    poll(), waiting), stop the members: each must be gone within STOP_S. The other member has processed
+    nothing since its assignment: its last revoke has nothing to commit. Returns the end offsets."""
+    producer = kafka.producer()
+    producer.produce(topic, key="last", value=json.dumps({"seq": "last"}), partition=0)
+    if producer.flush(30):
+        raise KafkaException("the check's last message could not be delivered")
+    ends = end_offsets(kafka, topic)
+    last = (0, ends[0] - 1)
+    wait_until(did + "; then wrote one more message to partition 0",
+               lambda: any(last in m.records() for m in everyone), "a member to process that message", members)
+    stop_and_wait(did + "; one more message to partition 0, and as soon as it was processed", *members)
+    return ends
 
 
 def wait_all_processed(did: str, members: tuple[Member, ...], ends: dict[int, int],

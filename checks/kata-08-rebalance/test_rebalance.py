@@ -6,6 +6,8 @@ compares what every member's process() received with the topic's end offsets and
 committed offsets on the broker.
 """
 
+import json
+
 from _kata08_support import (
     PARTITIONS,
     STREAM_RATE,
@@ -15,6 +17,7 @@ from _kata08_support import (
     describe_dupes,
     describe_group,
     explain_missing,
+    last_message_then_stop,
     stop_and_wait,
     tally,
     wait_all_processed,
@@ -23,12 +26,14 @@ from _kata08_support import (
 
 from grader.checklib import explain
 
-# Fast heartbeats: members hear about a rebalance within a fraction of a second.
-HANDOVER_CONFIG = {"heartbeat.interval.ms": 300, "session.timeout.ms": 6000}  # nobody dies here: keep it safe
-FAILURE_CONFIG = {"heartbeat.interval.ms": 300, "session.timeout.ms": 3000}  # a dead member is noticed in ~3s
+# Fast heartbeats: members hear about a rebalance within a fraction of a second. A short auto-commit
+# interval does nothing to a member that commits by hand, and makes one that auto-commits show at once.
+FAST = {"heartbeat.interval.ms": 300, "auto.commit.interval.ms": 100}
+HANDOVER_CONFIG = {**FAST, "session.timeout.ms": 6000}  # nobody dies here: keep it safe
+FAILURE_CONFIG = {**FAST, "session.timeout.ms": 3000}  # a dead member is noticed in ~3s
 BIG_BATCH = 100_000  # "commit rarely": only the revoke commits can save a handover
 SMALL_BATCH = 10
-CRASH_AFTER = 37  # 7 messages after A's third batch commit
+HOLD_AT = 40  # A is killed while processing its 40th message: 30 committed in 3 batches, 9 not
 
 
 def test_clean_handovers_duplicate_nothing(kafka, impl_path, tmp_path):
@@ -50,6 +55,10 @@ def test_clean_handovers_duplicate_nothing(kafka, impl_path, tmp_path):
         did = (f"streamed {STREAM_RATE} messages/s into a {PARTITIONS}-partition topic; member A "
                f"(commit_every={BIG_BATCH}) consumed alone")
         wait_until(did, lambda: a.count() >= 40, "member A to process 40 messages", (a,),
+                   show=lambda: f"A processed {a.count()}; {view().describe()}")
+        # Then half a second more of live messages: long enough for any background commit to show.
+        mark = stream.sent + STREAM_RATE // 2
+        wait_until(did, lambda: a.count() >= mark, f"member A to process {mark} messages", (a,),
                    show=lambda: f"A processed {a.count()}; {view().describe()}")
         early = {p: o for p, o in committed_offsets(kafka, group, topic).items() if o != "none"}
         if early:
@@ -84,8 +93,9 @@ def test_clean_handovers_duplicate_nothing(kafka, impl_path, tmp_path):
         did += "; member C joined the now quiet group"
         wait_until(did, lambda: view().settled(2), "A and C to share the partitions", (a, c),
                    show=lambda: view().describe())
-        stop_and_wait(did, c, a)
-        did += "; C and A left"
+        ends = last_message_then_stop(kafka, topic, did, (a, c), tuple(members))
+        total = sum(ends.values())
+        did += "; one more message to partition 0, then C and A left"
 
         missing, dupes, _, who = tally(tuple(members), ends)
         if missing:
@@ -110,14 +120,14 @@ def test_clean_handovers_duplicate_nothing(kafka, impl_path, tmp_path):
 
 
 def test_killed_member_duplicates_at_most_commit_every(kafka, impl_path, tmp_path):
-    """A member killed mid-stream loses nothing, and at most commit_every messages are processed twice."""
+    """A member killed mid-message loses nothing, and only what it processed since its last commit repeats."""
     topic = kafka.create_topic(partitions=PARTITIONS)
     group = kafka.unique("group")
 
     def view():
         return describe_group(kafka, group, topic)
 
-    a = Member("A", impl_path, tmp_path, kafka, topic, group, SMALL_BATCH, FAILURE_CONFIG, crash_after=CRASH_AFTER)
+    a = Member("A", impl_path, tmp_path, kafka, topic, group, SMALL_BATCH, FAILURE_CONFIG, hold_at=HOLD_AT)
     b = Member("B", impl_path, tmp_path, kafka, topic, group, SMALL_BATCH, FAILURE_CONFIG)
     stream = None
     try:
@@ -126,13 +136,19 @@ def test_killed_member_duplicates_at_most_commit_every(kafka, impl_path, tmp_pat
         wait_until(did, lambda: view().settled(2), "the broker to show A and B sharing the partitions", (a, b),
                    show=lambda: view().describe())
         stream = Stream(kafka, topic).start()
-        did += (f", streamed {STREAM_RATE} messages/s, and killed A (SIGKILL) right after its {CRASH_AFTER}th "
-                "process() call")
-        wait_until(did, lambda: a.ended, f"A to process {CRASH_AFTER} messages", (b,),
+        did += (f", streamed {STREAM_RATE} messages/s, and killed A (SIGKILL) while its {HOLD_AT}th process() call "
+                "was still running")
+        wait_until(did, lambda: a.run.hold_file.exists(), f"A to start processing its {HOLD_AT}th message", (a, b),
                    show=lambda: f"A processed {a.count()}")
-        if not a.run.crashed_as_planned:
-            explain(did=did, saw=a.ending(), expected=f"A still running until the check kills it after its "
-                    f"{CRASH_AFTER}th message", nudge="does your member keep running while messages flow?")
+        held = json.loads(a.run.hold_file.read_text())
+        early = committed_offsets(kafka, group, topic).get(held["partition"])
+        if isinstance(early, int) and early > held["offset"]:
+            explain(did=did, saw=f"while A was still processing partition {held['partition']} offset "
+                    f"{held['offset']}, the group had already committed offset {early} there",
+                    expected="a committed offset that covers only messages whose process() call has returned",
+                    nudge="a commit says \"everything before this offset is done\". When do you commit, relative "
+                    "to processing the message?")
+        a.run.kill()
         wait_until(did, lambda: view().settled(1), "B to take over A's partitions once A's session timed out", (b,),
                    show=lambda: view().describe())
         mark = b.count()
@@ -147,12 +163,16 @@ def test_killed_member_duplicates_at_most_commit_every(kafka, impl_path, tmp_pat
         missing, dupes, _, who = tally((a, b), ends)
         if missing:
             explain_missing(did, missing, total, committed_offsets(kafka, group, topic))
-        if len(dupes) > SMALL_BATCH or any("A" not in who[pair] for pair in dupes):
-            explain(did=did, saw=describe_dupes(dupes, who),
-                    expected=f"at most {SMALL_BATCH} duplicates, all of them messages A processed after its last "
-                    "commit (B picks up A's partitions at A's last committed offset)",
-                    nudge=f"with commit_every={SMALL_BATCH}, how many processed-but-uncommitted messages can a member "
-                    "hold when it dies? Count from your last commit, whatever triggered it.")
+        # 39 messages processed, batches committed after the 10th, 20th and 30th: exactly 9 repeat.
+        uncommitted = (HOLD_AT - 1) % SMALL_BATCH
+        if len(dupes) != uncommitted or any(who[pair] != ["A", "B"] for pair in dupes):
+            explain(did=did, saw=describe_dupes(dupes, who) if dupes else "no message was processed twice",
+                    expected=f"exactly {uncommitted} duplicates, all of them messages A processed after its last "
+                    f"batch commit ({HOLD_AT - 1} processed, commit_every={SMALL_BATCH}); B picks up A's partitions "
+                    "at A's last committed offset",
+                    nudge=f"with commit_every={SMALL_BATCH}, a member commits after its 10th, 20th, 30th... message "
+                    "since its last commit, not more often and not less. What did A hold, processed but "
+                    "uncommitted, when it died?")
     finally:
         if stream is not None:
             stream.stop()

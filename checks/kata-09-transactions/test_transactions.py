@@ -7,134 +7,105 @@ What counts is what a read_committed reader of the output topic sees afterwards.
 
 from __future__ import annotations
 
-import gc
 import time
 
+from _kata09_child import observed
 from _kata09_support import (
     FENCING_CODES,
     CatchUp,
     OutputWatcher,
-    crash_after_commit_wrapper,
+    describe_offsets,
+    end_offsets,
     expected_output,
+    group_offsets,
     make_pipeline,
+    next_offsets,
+    offsets_nudge,
     open_transaction_partitions,
     short,
-    tally,
+    transaction_timeout_ms,
+    wait_group_offsets,
     wait_transactions_closed,
+)
+from _kata09_verdicts import (
+    BATCH,
+    CRASH_AFTER,
+    FAIL_AT,
+    FENCE_AT,
+    FENCE_WAIT_S,
+    INIT_GRACE_S,
+    MAX_TRANSACTION_TIMEOUT_MS,
+    _check_exactly_once,
+    _error_text,
+    _expect_offsets_of_committed_output,
+    _finish,
+    _forget,
+    _wait_dead_transaction_ended,
 )
 from confluent_kafka import KafkaError, KafkaException
 
 from grader.checklib import ChildRun, explain
-
-BATCH = 5
-CRASH_AFTER = 12  # the third batch of five: two transactions committed, one open
-FAIL_AT = 8  # the second batch: one committed transaction before it
-FENCE_AT = 8
-FENCE_WAIT_S = 20.0  # how long the second instance may take to start and fence the first
 
 
 class PoisonRecord(Exception):
     """What the checks' process() raises for the record it cannot handle."""
 
 
-def _error_text(exc: BaseException | dict | None) -> str:
-    if exc is None:
-        return "no error"
-    if isinstance(exc, dict):
-        return f"{exc['type']}: {exc['message']}"
-    if isinstance(exc, KafkaException) and exc.args and hasattr(exc.args[0], "name"):
-        return f"KafkaException {exc.args[0].name()}: {exc.args[0].str()}"
-    return f"{type(exc).__name__}: {exc}"
-
-
-def _forget(exc: BaseException | None) -> None:
-    """Drop the frames an exception holds, so a consumer the learner left open is destroyed
-    (and leaves its group) instead of lingering in this process."""
-    while exc is not None:
-        exc.__traceback__ = None
-        exc = exc.__cause__ or exc.__context__
-    gc.collect()
-
-
-def _finish(run: ChildRun, catch_up: CatchUp, label: str, did: str, timeout: float = 40) -> bool:
-    """Let an instance work until it has caught up, then ask it to stop and wait for it."""
-    caught_up = catch_up.wait(timeout)
-    run.stop()
-    code = run.wait(20)
-    if code is None:
-        run.kill()
-        explain(did=f"{did}, waited until it had caught up, then made should_stop() return True",
-                saw=f"the {label} instance was still running 20 s later",
-                expected="run_pipeline to finish its current batch and return soon after should_stop() is True",
-                nudge="check should_stop() between batches, and keep the consume() timeout short.")
-    if code != 0:
-        explain(did=did, saw=f"the {label} instance failed with {_error_text(run.error())} "
-                f"(exit code {code}); its output:\n{run.output()[-1500:]}",
-                expected="it processes the remaining input and returns when should_stop() is True")
-    # Not caught up by the deadline is not a failure by itself: the read-back that follows
-    # says exactly what is missing or duplicated.
-    return caught_up
-
-
-def _check_exactly_once(p, records, did: str, story: str) -> None:
-    values = [r.value_text for r in records]
-    missing, dupes, unexpected = tally(p, values)
-    ghosts = [v for v in unexpected if v.startswith("GHOST-")]
-    if ghosts:
-        explain(did=did, saw=f"the output holds records of a transaction that was ABORTED in the input: "
-                f"{short(ghosts)}",
-                expected="only records of committed input transactions are transformed",
-                nudge="aborted records stay in a topic's log. Which consumer setting decides whether your "
-                "pipeline sees them?")
-    if unexpected:
-        explain(did=did, saw=f"output values that match no input: {short(unexpected)}",
-                expected="each output value is its input value upper-cased (key unchanged), "
-                f"e.g. {expected_output(p.inputs[0])!r}")
-    if dupes:
-        explain(did=did, saw=f"{story}: {len(dupes)} input records appear more than once in the committed "
-                f"output (e.g. {short(dupes, 3)}) among {len(values)} records",
-                expected=f"each of the {len(p.inputs)} inputs exactly once",
-                nudge="records were done twice: their output was already committed, yet the instance that "
-                "carried on read them again. Where does it learn how far its predecessor got, and was that "
-                "progress written atomically with the output?")
-    if missing:
-        explain(did=did, saw=f"{story}: {len(missing)} input records never appear in the committed output "
-                f"(e.g. {short(missing, 3)})",
-                expected=f"each of the {len(p.inputs)} inputs exactly once",
-                nudge="records were marked as consumed although their output was never committed. Progress "
-                "(consumer offsets) must become visible exactly when the output does — in the same "
-                "transaction, never on its own.")
-
-
 def test_crash_mid_transaction_is_exactly_once(kafka, impl_path, tmp_path):
     """A SIGKILL in the middle of a transaction, then a restart: every input appears exactly once in the output."""
+    started_ms = int(time.time() * 1000)
     p = make_pipeline(kafka, 30, ghosts=3)
     did = (f"produced {len(p.inputs)} records to the input topic (plus an aborted transaction), ran "
-           f"{p.call(BATCH)} in a child process and SIGKILLed it right after its {CRASH_AFTER}th process() call "
+           f"{p.call(BATCH)} in a child process and SIGKILLed it during its {CRASH_AFTER}th process() call "
            "(mid-transaction), then started it again with the same arguments and read the output with "
            "isolation.level=read_committed")
-    first = ChildRun(impl_path, "run_pipeline", p.kwargs(BATCH), workdir=tmp_path, crash_after=CRASH_AFTER,
+    # The 12th process() call never returns: while the third transaction is open, the group's committed
+    # offsets must be exactly those of the committed transactions; then the SIGKILL.
+    first = ChildRun(impl_path, "run_pipeline", p.kwargs(BATCH), workdir=tmp_path, hold_at=CRASH_AFTER,
                      name="first")
     try:
-        code = first.wait(45)
-        if code is None:
+        deadline = time.monotonic() + 45
+        while first.proc.poll() is None and not first.hold_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        code = first.proc.poll()
+        if code is None and not first.hold_file.exists():
             explain(did=f"ran {p.call(BATCH)} in a child process on {len(p.inputs)} input records",
                     saw=f"after 45 s it had called process() only {len(first.records())} times",
                     expected=f"process(msg) called once per input record (at least {CRASH_AFTER} by then)",
                     nudge="subscribe to input_topic, consume batches and call process(msg) for every record.")
-        if code != -9:
+        if code is not None:
             explain(did=f"ran {p.call(BATCH)} in a child process on {len(p.inputs)} input records",
                     saw=f"it stopped (exit code {code}) after {len(first.records())} process() calls: "
                     f"{_error_text(first.error())}",
-                    expected=f"process(msg) called for each record, so the check could crash it after the "
+                    expected=f"process(msg) called for each record, so the check could crash it during the "
                     f"{CRASH_AFTER}th")
+        _expect_offsets_of_committed_output(kafka, p, first.records())
+        timeout_ms = transaction_timeout_ms(kafka, p.transactional_id, since_ms=started_ms)
+        if timeout_ms is not None and timeout_ms > MAX_TRANSACTION_TIMEOUT_MS:
+            explain(did=f"ran {p.call(BATCH)} in a child process, then read the transaction coordinator's record of "
+                    "its transactional.id", saw=f"transaction.timeout.ms = {timeout_ms}",
+                    expected=f"at most {MAX_TRANSACTION_TIMEOUT_MS} ms: an abandoned transaction holds back every "
+                    "read_committed reader of the output until the broker times it out",
+                    nudge="librdkafka's default is a whole minute. Which producer setting shortens it?")
     finally:
         first.close()
 
-    second = ChildRun(impl_path, "run_pipeline", p.kwargs(BATCH), workdir=tmp_path, name="second")
+    # The dead instance's transaction is still open on the output: the restart's init_transactions() ends it.
+    dead_high, dead_stable = end_offsets(kafka, p.output_topic, False), end_offsets(kafka, p.output_topic, True)
+    obs = observed(impl_path, tmp_path, "second")
+    second = ChildRun(obs.wrapper, "run_pipeline", p.kwargs(BATCH), workdir=tmp_path, name="second")
     try:
         catch_up = CatchUp(p)
-        _finish(second, catch_up, "restarted", did)
+        if obs.wait_init(lambda: second.proc.poll() is None, 30):
+            still = _wait_dead_transaction_ended(kafka, p, dead_high, dead_stable)
+            if still:
+                explain(did=did.split(", then started")[0] + ", then started it again with the same arguments",
+                        saw=f"{INIT_GRACE_S:.0f} s after the restarted instance's init_transactions() returned, the "
+                        f"dead instance's transaction was still open on output partitions {still}",
+                        expected="the restart takes over the transactional.id, which aborts the dead instance's "
+                        "transaction at once (read_committed readers are stuck behind it until then)",
+                        nudge="how does the broker know the restarted pipeline is the same one as the dead one?")
+        _finish(second, catch_up, "restarted", did, obs)
     finally:
         second.close()
     # Commit markers are written just after commit_transaction() returns: allow a moment.
@@ -152,20 +123,34 @@ def test_crash_mid_transaction_is_exactly_once(kafka, impl_path, tmp_path):
 def test_crash_right_after_commit_is_exactly_once(kafka, impl_path, tmp_path):
     """A SIGKILL right after a transaction commits, then a restart: nothing that transaction covered is done twice."""
     p = make_pipeline(kafka, 20)
-    wrapper, marker = crash_after_commit_wrapper(impl_path, tmp_path)
+    cc = observed(impl_path, tmp_path, "first", crash_at_first_commit=True)
     did = (f"ran {p.call(BATCH)} in a child process on {len(p.inputs)} input records and SIGKILLed it right after "
            "its first commit_transaction() returned, before any other line of your code ran; then started it again "
            "(unmodified, same arguments) and read the output with isolation.level=read_committed")
-    first = ChildRun(wrapper, "run_pipeline", p.kwargs(BATCH), workdir=tmp_path, name="first")
+    first = ChildRun(cc.wrapper, "run_pipeline", p.kwargs(BATCH), workdir=tmp_path, name="first")
     try:
         deadline, idle_since, seen = time.monotonic() + 30, time.monotonic(), 0
-        while first.proc.poll() is None and time.monotonic() < deadline:
+        while first.proc.poll() is None and time.monotonic() < deadline and not cc.held.exists():
             count = len(first.records())
             if count != seen:
                 seen, idle_since = count, time.monotonic()
             elif count >= len(p.inputs) and time.monotonic() - idle_since > 3:
                 break  # everything processed and nothing committed: it never will
-            time.sleep(0.1)
+            time.sleep(0.05)
+        if cc.held.exists():
+            # The first commit_transaction() has just been called, and waits: nothing is committed yet,
+            # so the group must not have moved either.
+            early = group_offsets(kafka, p)
+            if early:
+                explain(did=f"ran {p.call(BATCH)} in a child process and paused it as its first "
+                        "commit_transaction() began, then asked the broker for the group's committed offsets",
+                        saw=f"committed offsets on the input: {describe_offsets(early)}, although no transaction "
+                        "had committed yet", expected="no committed offsets until the first transaction commits",
+                        nudge="a crash right now would lose this batch: its output is not committed, yet the group "
+                        "says it is done. Offsets must commit with the output, in the transaction, never on their own.")
+            cc.release.touch()
+            while first.proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
         code = first.proc.poll()
         if code is None:
             explain(did=f"ran {p.call(BATCH)} in a child process on {len(p.inputs)} input records",
@@ -173,17 +158,29 @@ def test_crash_right_after_commit_is_exactly_once(kafka, impl_path, tmp_path):
                     "commit_transaction()",
                     expected="each batch of at most batch_size records committed in its own transaction",
                     nudge="a transaction only ends (and becomes visible) with commit_transaction().")
-        if code != -9 or not marker.exists():
+        if code != -9 or not cc.marker.exists():
             explain(did=f"ran {p.call(BATCH)} in a child process on {len(p.inputs)} input records",
                     saw=f"it stopped (exit code {code}) after {len(first.records())} process() calls, without "
                     f"completing a commit_transaction(): {_error_text(first.error())}",
                     expected="batches of records processed and committed in transactions")
+        # Every record processed so far belongs to the transaction that just committed.
+        batch = first.records()
     finally:
         first.close()
+    want = next_offsets(batch)
+    seen = wait_group_offsets(kafka, p, lambda: want, timeout=5)
+    if seen != want:
+        explain(did=f"ran {p.call(BATCH)} in a child process, SIGKILLed it right after its first "
+                "commit_transaction() returned, then asked the broker for the group's committed offsets",
+                saw=f"committed offsets on the input: {describe_offsets(seen)} (that transaction covered "
+                f"{len(batch)} records: {short([(r['partition'], r['offset']) for r in batch], 5)} as (partition, "
+                "offset))", expected=f"{describe_offsets(want)}: per partition, the offset after the last record of "
+                "the committed transaction", nudge=offsets_nudge(seen, want))
 
-    second = ChildRun(impl_path, "run_pipeline", p.kwargs(BATCH), workdir=tmp_path, name="second")
+    obs = observed(impl_path, tmp_path, "second")
+    second = ChildRun(obs.wrapper, "run_pipeline", p.kwargs(BATCH), workdir=tmp_path, name="second")
     try:
-        _finish(second, CatchUp(p), "restarted", did)
+        _finish(second, CatchUp(p), "restarted", did, obs)
     finally:
         second.close()
     held = wait_transactions_closed(kafka, p.output_topic, timeout=5)
@@ -212,7 +209,8 @@ def test_aborted_batch_is_invisible(kafka, impl):
             raise PoisonRecord(f"cannot process {calls[-1]!r}")
 
     def should_stop():
-        return len(calls) >= len(p.inputs) or time.monotonic() > deadline
+        # Correct code never asks again once process() has raised: it aborts and re-raises.
+        return state["doomed"] is not None or len(calls) >= len(p.inputs) or time.monotonic() > deadline
 
     did = (f"called {p.call(BATCH)} on {len(p.inputs)} input records, with a process() that raises "
            f"PoisonRecord on its {FAIL_AT}th call")
@@ -277,8 +275,9 @@ def test_second_instance_fences_the_first(kafka, impl, impl_path, tmp_path):
     p = make_pipeline(kafka, 20)
     uncommitted = OutputWatcher(kafka, p.output_topic, "read_uncommitted")
     calls: list[str] = []
-    state = {"second": None, "sent": False, "open": [], "held": None, "fenced_at": None}
+    state = {"second": None, "sent": False, "open": [], "held": None, "fenced_at": None, "inited_at": None}
     deadline = time.monotonic() + 40 + FENCE_WAIT_S
+    obs = observed(impl_path, tmp_path, "second")
 
     def process(msg):
         calls.append(msg.value().decode())
@@ -286,23 +285,35 @@ def test_second_instance_fences_the_first(kafka, impl, impl_path, tmp_path):
             state["sent"] = uncommitted.wait_for_value(expected_output(calls[-1]), 15)
             state["open"] = open_transaction_partitions(kafka, p.output_topic)
             # The new instance starts while this one is in the middle of a transaction.
-            state["second"] = ChildRun(impl_path, "run_pipeline", p.kwargs(BATCH), workdir=tmp_path, name="second")
+            state["second"] = ChildRun(obs.wrapper, "run_pipeline", p.kwargs(BATCH), workdir=tmp_path,
+                                       name="second")
             # Its init_transactions() aborts our open transaction: the output's open transaction closes.
             # Generous: the second instance is a fresh Python process (imports, then init_transactions())
-            # and a loaded machine can take seconds to start it; correct code ends the wait at once.
-            state["held"] = wait_transactions_closed(kafka, p.output_topic, timeout=FENCE_WAIT_S)
+            # and a loaded machine can take seconds to start it; correct code ends the wait at once. Once
+            # its init_transactions() has returned, our transaction must be over (or it never will be).
+            until = time.monotonic() + FENCE_WAIT_S
+            while True:
+                state["held"] = wait_transactions_closed(kafka, p.output_topic, timeout=0.2)
+                if not state["held"] or time.monotonic() >= until:
+                    break
+                if state["inited_at"] is None and obs.init_done():
+                    state["inited_at"] = time.monotonic()
+                if state["inited_at"] is not None and time.monotonic() > state["inited_at"] + INIT_GRACE_S:
+                    break
             state["fenced_at"] = time.monotonic()
 
     def should_stop():
         fenced_at = state["fenced_at"]
         return (fenced_at is not None and time.monotonic() > fenced_at + 5) or time.monotonic() > deadline
 
-    did = (f"called {p.call(BATCH)} (the first instance) on {len(p.inputs)} input records; during its "
+    first_kwargs = {k: v for k, v in p.kwargs(BATCH).items() if k != "batch_size"}  # the default batch size
+    did = (f"called {p.call(BATCH).replace(f', batch_size={BATCH}', '')} (the first instance) on {len(p.inputs)} "
+           f"input records; during its "
            f"{FENCE_AT}th process() call, mid-transaction, started a second instance with the same arguments "
            "(same transactional.id) in another process")
     raised = None
     try:
-        impl.run_pipeline(**p.kwargs(BATCH), process=process, should_stop=should_stop)
+        impl.run_pipeline(**first_kwargs, process=process, should_stop=should_stop)
     except Exception as exc:
         raised = exc
     raised_text = _error_text(raised)
@@ -323,6 +334,13 @@ def test_second_instance_fences_the_first(kafka, impl, impl_path, tmp_path):
                     "visible to read_committed readers: no transaction was open on the output topic",
                     expected="each batch's output written inside a transaction, invisible until it commits",
                     nudge="a producer takes part in transactions only when it has a transactional.id.")
+        if state["held"] and state["inited_at"] is not None:
+            explain(did=did, saw=f"{INIT_GRACE_S:.0f} s after the second instance's init_transactions() returned, the "
+                    f"first instance's transaction was still open on output partitions {state['held']}",
+                    expected="the second instance to take over the transactional.id as it starts, which aborts "
+                    "the first instance's open transaction at once",
+                    nudge="which producer setting tells the broker that two processes are the same pipeline "
+                    "instance? Is it the same in both?")
         if state["held"]:
             explain(did=did, saw=f"{FENCE_WAIT_S:.0f} s after the second instance started, the first instance's "
                     f"transaction was still open on output partitions {state['held']} (second instance: "
@@ -344,7 +362,7 @@ def test_second_instance_fences_the_first(kafka, impl, impl_path, tmp_path):
                     "real cause with a confusing error. Check err.fatal() before trying to abort.")
         # The second instance now owns the partitions: it must finish the work without duplicates.
         catch_up = CatchUp(p)
-        _finish(second, catch_up, "second", did)
+        _finish(second, catch_up, "second", did, obs)
     finally:
         if second is not None:
             second.close()

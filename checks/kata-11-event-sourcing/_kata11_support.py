@@ -23,6 +23,21 @@ def make_events(seed: int, count: int, first_id: int = 1) -> list[dict]:
     return events
 
 
+def first_batch(count: int) -> list[dict]:
+    """The log every read-only check replays: the rules' edge cases first (every balance starts at 0), then noise.
+
+    A withdrawal of exactly the balance (allowed), a transfer from an empty account (into the red: transfers
+    are never declined), and an account whose only event is a declined withdrawal (its balance, 0, is still
+    returned). With 5 partitions, these 8 accounts leave partition 3 empty under both librdkafka's default
+    partitioner (CRC32) and Java's (murmur2): the snapshot must still name it.
+    """
+    edge = [{"id": "e0001", "type": "deposit", "account": "acc-ana", "amount": 50},
+            {"id": "e0002", "type": "withdrawal", "account": "acc-ana", "amount": 50},
+            {"id": "e0003", "type": "transfer", "account": "acc-ben", "to": "acc-cai", "amount": 40},
+            {"id": "e0004", "type": "withdrawal", "account": "acc-zed", "amount": 30}]
+    return edge + make_events(seed=11, count=count - len(edge), first_id=len(edge) + 1)
+
+
 def fold(events: list[dict]) -> dict[str, int]:
     """The balances the README's rules give, applying events in list order."""
     balances: dict[str, int] = {}
@@ -84,3 +99,28 @@ def diff(got: dict, want: dict, limit: int = 4) -> str:
         return "the same balances"
     more = f" (and {len(parts) - limit} more)" if len(parts) > limit else ""
     return "; ".join(parts[:limit]) + more
+
+
+def fsize_child(impl: str, bootstrap: str, topic: str, snapshot: str, limit: str) -> int:
+    """Run the learner's catch_up with every file it writes capped at `limit` bytes: a disk that fills up."""
+    import importlib.util
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the cap fails with EFBIG instead of killing us
+    resource.setrlimit(resource.RLIMIT_FSIZE, (int(limit), resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+    spec = importlib.util.spec_from_file_location("kata_fsize_impl", impl)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    try:
+        module.catch_up(bootstrap, topic, snapshot)
+    except BaseException as exc:  # noqa: BLE001 - the write is expected to fail; the exit code says how
+        print(f"{type(exc).__name__}: {exc}"[:300], flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(fsize_child(*sys.argv[1:6]))

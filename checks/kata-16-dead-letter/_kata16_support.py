@@ -6,7 +6,7 @@ import json
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 
@@ -14,6 +14,21 @@ from grader.checklib import ChildRun, explain
 
 # Short sessions: after a SIGKILL the dead member leaves the group within seconds.
 CONSUMER_CONFIG = {"session.timeout.ms": 3000, "heartbeat.interval.ms": 500}
+# The longest gap allowed between two should_stop() calls ("at least once a second", with slack for a
+# DLQ write, a commit and a loaded machine), and how long a correct consumer may take to return.
+STOP_GAP_S = 2.0
+RETURN_S = 5.0
+
+
+def consumer_config(kafka) -> dict:
+    """CONSUMER_CONFIG plus a client.id the check can see among the group's members."""
+    return {**CONSUMER_CONFIG, "client.id": kafka.unique("dlq-client")}
+
+
+def group_members(kafka, group: str) -> tuple[str, list[str]]:
+    """(the group's state, the client ids of its members), as the group coordinator knows them."""
+    desc = kafka.admin.describe_consumer_groups([group])[group].result(timeout=10)
+    return str(getattr(desc.state, "name", desc.state)), [m.client_id for m in desc.members]
 HEADERS = ("dlq.original.topic", "dlq.original.partition", "dlq.original.offset", "dlq.error.class",
            "dlq.error.message")
 # The DLQ topic's max.message.bytes while it must refuse writes: the poison pill of that check is
@@ -31,14 +46,25 @@ class Sent:
     partition: int = -1
     offset: int = -1
     poison: str = ""   # "" for a good order, else why it must end up in the DLQ
+    headers: list = field(default_factory=list)  # the record's own headers, (name, bytes)
 
     @property
     def where(self) -> str:
         return f"partition {self.partition} offset {self.offset}"
 
 
+def trace(n: int) -> list[tuple[str, bytes]]:
+    """The headers a real producer would set: a trace id, a repeated name, a non-ASCII value."""
+    return [("trace-id", f"t-{n:04d}".encode()), ("hop", b"gateway"), ("hop", "caf\u00e9-api".encode())]
+
+
 def order(order_id: str, amount, partition: int) -> tuple[Sent, int]:
-    return Sent(order_id, order_id.encode(), json.dumps({"order_id": order_id, "amount": amount}).encode()), partition
+    return Sent(order_id, order_id.encode(), json.dumps({"order_id": order_id, "amount": amount}).encode(),
+                headers=trace(int(order_id.split("-")[-1]) if order_id[-1].isdigit() else 0)), partition
+
+
+def pill(name: str, key: bytes | None, value: bytes | None, poison: str, n: int) -> Sent:
+    return Sent(name, key, value, poison=poison, headers=trace(n))
 
 
 def write(kafka, topic: str, items: list[tuple[Sent, int]]) -> list[Sent]:
@@ -48,7 +74,8 @@ def write(kafka, topic: str, items: list[tuple[Sent, int]]) -> list[Sent]:
         def on_delivery(err, msg, sent=sent):
             if err is None:
                 sent.partition, sent.offset = msg.partition(), msg.offset()
-        producer.produce(topic, key=sent.key, value=sent.value, partition=partition, on_delivery=on_delivery)
+        producer.produce(topic, key=sent.key, value=sent.value, partition=partition, headers=sent.headers,
+                         on_delivery=on_delivery)
         producer.flush(30)  # one at a time: offsets in list order
     records = [s for s, _ in items]
     assert all(s.offset >= 0 for s in records), "the check could not write its records"
@@ -58,11 +85,18 @@ def write(kafka, topic: str, items: list[tuple[Sent, int]]) -> list[Sent]:
 def big_not_json(name: str) -> Sent:
     """An HTML error page that ended up in the topic: not JSON, and too big for a refusing DLQ."""
     return Sent(name, name.encode(), f"<html><body>502 Bad Gateway {os.urandom(400).hex()}</body></html>".encode(),
-                poison="not JSON")
+                poison="not JSON", headers=trace(502))
 
 
-def headers_of(record) -> dict[str, str]:
-    return {k: (v.decode("utf-8", "replace") if isinstance(v, bytes) else v) for k, v in (record.headers or [])}
+def split_headers(record) -> tuple[list, dict[str, list[str]]]:
+    """(the record's headers that are not dlq.*, in order; each dlq.* header name -> its values as text)."""
+    own, dlq = [], {}
+    for k, v in record.headers or []:
+        if k.startswith("dlq."):
+            dlq.setdefault(k, []).append(v.decode("utf-8", "replace") if isinstance(v, bytes) else repr(v))
+        else:
+            own.append((k, v))
+    return own, dlq
 
 
 def hwm_total(kafka, topic: str) -> int:
@@ -97,11 +131,15 @@ def call_desc(topic: str, dlq: str) -> str:
 
 
 class InThread:
-    """The learner's consumer in a thread of the check, with a process() that raises for some orders."""
+    """The learner's consumer in a thread of the check, with a process() that raises for some orders.
+
+    should_stop() records when it is called, so the check can see how often the consumer looks."""
 
     def __init__(self, impl, kafka, topic: str, group: str, dlq: str, failing: dict[str, Exception]):
-        self.processed: list[dict] = []
+        self.processed: list = []
         self.error: BaseException | None = None
+        self.config = consumer_config(kafka)
+        self.stop_calls: list[float] = []
         self._stop = threading.Event()
 
         def process(order_):
@@ -110,10 +148,14 @@ class InThread:
                 raise failing[order_id]
             self.processed.append(order_)
 
+        def should_stop() -> bool:
+            self.stop_calls.append(time.monotonic())
+            return self._stop.is_set()
+
         def run():
             try:
-                impl.consume_with_dead_letters(kafka.bootstrap_servers, topic, group, dlq, dict(CONSUMER_CONFIG),
-                                               process, self._stop.is_set)
+                impl.consume_with_dead_letters(kafka.bootstrap_servers, topic, group, dlq, dict(self.config),
+                                               process, should_stop)
             except BaseException as exc:  # reported by the check, in the learner's terms
                 self.error = exc
 
@@ -124,23 +166,35 @@ class InThread:
     def alive(self) -> bool:
         return self.thread.is_alive()
 
-    def stop(self, did: str) -> None:
+    def idle_stop_gap(self, limit: float = STOP_GAP_S) -> float:
+        """With the consumer idle, wait for its next should_stop() call (or until `limit` + 0.5 s have passed
+        since its last one); return the gap between those two calls (or since the last one)."""
+        seen = len(self.stop_calls)
+        last = self.stop_calls[-1] if seen else time.monotonic()
+        while len(self.stop_calls) == seen and time.monotonic() - last < limit + 0.5 and self.alive:
+            time.sleep(0.02)
+        return (self.stop_calls[seen] if len(self.stop_calls) > seen else time.monotonic()) - last
+
+    def stop(self, did: str) -> float:
+        """Make should_stop() return True; return how long the function took to return."""
         self._stop.set()
+        asked = time.monotonic()
         self.thread.join(30)
         if self.thread.is_alive():
             explain(did=did + ", then made should_stop() return True", saw="it was still running 30s later",
-                    expected="consume_with_dead_letters to return soon after",
+                    expected="consume_with_dead_letters to return soon after", seen_in="the check's thread",
                     nudge="check should_stop() in your poll loop, at least once a second.")
+        return time.monotonic() - asked
 
-    def processed_ids(self) -> list[str]:
-        return [o.get("order_id") for o in self.processed]
+    def processed_ids(self) -> list:
+        return [o.get("order_id") if isinstance(o, dict) else repr(o) for o in self.processed]
 
 
-def start_child(impl_path, tmp_path, kafka, topic, group, dlq, crash_after=None) -> ChildRun:
+def start_child(impl_path, tmp_path, kafka, topic, group, dlq, crash_after=None, hold_at=None) -> ChildRun:
     return ChildRun(impl_path, "consume_with_dead_letters",
                     {"bootstrap_servers": kafka.bootstrap_servers, "topic": topic, "group_id": group,
                      "dlq_topic": dlq, "consumer_config": dict(CONSUMER_CONFIG)},
-                    workdir=tmp_path, crash_after=crash_after, name="dlq-consumer")
+                    workdir=tmp_path, crash_after=crash_after, hold_at=hold_at, name="dlq-consumer")
 
 
 def child_processed(run: ChildRun) -> list[str]:

@@ -6,7 +6,9 @@ compare the two sides as ratios measured in that same run, never against an abso
 """
 
 import json
-from collections import defaultdict
+import os
+import time
+from collections import Counter, defaultdict
 
 import pytest
 from _kata17_support import (
@@ -20,14 +22,15 @@ from _kata17_support import (
     StatsProducer,
     acks_of,
     expected_sequences,
-    is_true,
     load_config,
+    make_events,
+    read_back,
     refused,
     run_benchmark,
 )
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaException, Producer
 
-from grader.checklib import KafkaKit, explain
+from grader.checklib import QUIET, KafkaKit, explain
 from grader.pytest_plugin import load_learner_module
 
 WORKLOAD = f"{ROUNDS} rounds of {EVENTS_PER_ROUND} JSON page-view events (24 user keys, {PARTITIONS} partitions)"
@@ -49,10 +52,14 @@ def bench(bootstrap_servers, impl_path, pytestconfig):
 
 def test_keeps_acks_all_and_idempotence(kafka, impl):
     """Your configuration keeps acks=all and idempotence: the broker acknowledges and assigns a producer id."""
-    config, failure = load_config(impl)
+    config, failure = load_config(impl, keep_bootstrap=True)
     if failure:
         explain(**failure)
+    if "bootstrap.servers" in config:
+        explain(did="called producer_config()", saw=f"bootstrap.servers={config['bootstrap.servers']!r} in it",
+                expected="no bootstrap.servers: the caller adds it", seen_in="your function's return value")
     try:
+        # librdkafka itself refuses enable.idempotence with any acks but all: the first behavioural test.
         sp = StatsProducer(kafka.bootstrap_servers, config)
     except (KafkaException, TypeError, ValueError) as exc:
         explain(**refused(exc))
@@ -60,34 +67,82 @@ def test_keeps_acks_all_and_idempotence(kafka, impl):
     reports = []
     sp.producer.produce(topic, key=b"probe", value=b"{}", on_delivery=lambda err, msg: reports.append((err, msg)))
     sp.producer.flush(20)
-    producer_id = sp.wait_for_producer_id(10) if is_true(config.get("enable.idempotence")) else -1
     did = "built a producer from your producer_config(), produced one record and read its delivery report"
     if not reports or reports[0][0] is not None:
         explain(did=did, saw=f"delivery failed: {reports[0][0] if reports else 'no delivery report at all'}",
                 expected="the record delivered")
-    acks = acks_of(config)
     offset = reports[0][1].offset()
     if offset is None or offset < 0:
-        explain(did=did, saw=f"the delivery report has no offset (acks={acks}): the broker never confirmed "
-                "the write, the producer just assumed it",
+        explain(did=did, saw=f"the delivery report has no offset (acks={acks_of(config)}): the broker never "
+                "confirmed the write, the producer just assumed it",
                 expected="an acknowledged record (acks=all)",
                 nudge="not waiting for the broker looks fast because nothing is checked. Batching and "
                 "compression make a producer fast without giving up the acknowledgement.")
-    if acks not in ("all", "-1"):
-        explain(did=did + ", and read the acks setting it ran with",
-                saw=f"acks={acks}: the broker answers once the leader alone has the record (on this one-broker "
-                "cluster that looks the same as acks=all)",
-                expected="acks=all (librdkafka's default, and required by idempotence)",
-                nudge="with replicas, a leader that dies right after acknowledging takes the record with it. "
-                "Does throughput need weaker acknowledgements, or bigger requests?")
+    # An idempotent producer gets its id before its first batch can be sent: by now it has one.
+    producer_id = sp.wait_for_producer_id(3)
     if producer_id < 0:
         in_flight = config.get("max.in.flight.requests.per.connection", config.get("max.in.flight", "default"))
         explain(did=did + ", and asked librdkafka which producer id the broker assigned",
-                saw=f"none (enable.idempotence={config.get('enable.idempotence', 'unset')}, "
+                saw=f"none (enable.idempotence={config.get('enable.idempotence', 'unset')}, acks={acks_of(config)}, "
                 f"max.in.flight.requests.per.connection={in_flight})",
-                expected="a producer id from the broker: idempotence on",
+                expected="a producer id from the broker: idempotence on (which requires acks=all)",
                 nudge="with several requests in flight, a retried batch can be written twice, or land after a "
-                "later batch of the same partition. What lets the broker spot and order retried batches?")
+                "later batch of the same partition. What lets the broker spot and order retried batches? "
+                "(acks=1 would lose acknowledged records with a leader that dies; idempotence needs acks=all.)")
+
+
+def test_publish_raises_when_events_cannot_be_delivered(kafka, impl):
+    """publish() raises when the broker refuses the events, instead of returning as if they were delivered."""
+    config, failure = load_config(impl)
+    if failure:
+        explain(**failure)
+    # The broker refuses every batch: each event is larger than the topic allows, even compressed.
+    topic = kafka.create_topic(partitions=2, config={"max.message.bytes": "512"})
+    events = [(f"user-{i % 4:03d}".encode(), os.urandom(1200)) for i in range(20)]
+    try:
+        producer = Producer({**config, "bootstrap.servers": kafka.bootstrap_servers, **QUIET})
+    except (KafkaException, TypeError, ValueError) as exc:
+        explain(**refused(exc))
+    did = (f"called publish(producer, topic, <{len(events)} events of 1200 random bytes>) on a topic whose "
+           "max.message.bytes=512 refuses every one of them")
+    started = time.monotonic()
+    try:
+        impl.publish(producer, topic, events)
+    except Exception:  # noqa: BLE001 - any exception is the answer wanted here
+        return
+    explain(did=did, saw=f"publish() returned normally after {time.monotonic() - started:.1f}s",
+            seen_in="your function", expected="publish() raises: no event could be delivered",
+            nudge="flush() returns when nothing is left in the queue, delivered or failed. Where does a failed "
+            "delivery become visible?")
+
+
+def test_publish_copes_with_a_full_producer_queue(kafka, impl):
+    """With a local queue of 64 records, publish() waits for room instead of failing or dropping events."""
+    config, failure = load_config(impl)
+    if failure:
+        explain(**failure)
+    topic = kafka.create_topic(partitions=PARTITIONS)
+    events = make_events(0)[:640]  # ten times the queue
+    try:
+        producer = Producer({**config, "bootstrap.servers": kafka.bootstrap_servers, **QUIET,
+                             "queue.buffering.max.messages": 64})
+    except (KafkaException, TypeError, ValueError) as exc:
+        explain(**refused(exc))
+    did = (f"called publish(producer, topic, <{len(events)} events>) with a producer built from your "
+           "producer_config() plus queue.buffering.max.messages=64 (a full queue makes produce() raise BufferError)")
+    try:
+        impl.publish(producer, topic, events)
+    except Exception as exc:  # the learner's code failed: say so in their terms
+        explain(did=did, saw=f"it raised {type(exc).__name__}: {exc}", seen_in="your function",
+                expected="publish() delivers every event",
+                nudge="a full local queue is back pressure, not a failure: let the producer deliver some (poll) "
+                "and try the same event again.")
+    records, _ = read_back(kafka.bootstrap_servers, topic)
+    got = Counter(json.loads(r.value)["event_id"] for r in records)
+    if len(got) != len(events) or any(n > 1 for n in got.values()):
+        explain(did=did + ", then read the topic", saw=f"{len(records)} records, {len(got)} distinct events",
+                expected=f"{len(events)} events, each once",
+                nudge="what happens to the event whose produce() raised BufferError?")
 
 
 def test_every_event_arrives_once_in_key_order(bench):
@@ -118,7 +173,7 @@ def test_every_event_arrives_once_in_key_order(bench):
                 f"(e.g. {dupes[:3]})",
                 expected=f"{bench.expected_events} events, each exactly once",
                 nudge="produce() only queues a record; does publish() return before everything is delivered?")
-    for user, want in expected_sequences().items():
+    for user, want in expected_sequences(bench.rounds).items():
         if len(partitions[user]) > 1:
             explain(did=did, saw=f"{user}'s events are spread over partitions {sorted(partitions[user])}",
                     expected="each user's events on one partition", nudge="what decides a record's partition?")
@@ -149,9 +204,9 @@ def test_fewer_larger_produce_requests(bench):
                 saw=f"naive: {naive.requests} requests, {naive.records_per_request:.1f} records each; yours: "
                 f"{tuned.requests} requests, {tuned.records_per_request:.1f} records each ({ratio:.1f}x)",
                 expected=f"at least {REQUESTS_RATIO:.0f}x as many records per request as the naive config",
-                nudge="a batch is closed when it is full or when its waiting time is up, and anything that "
-                "waits for delivery closes every open batch. Which settings let a batch grow, and does "
-                "publish() let it?")
+                nudge="a batch is sent when it is full or when its linger time is up, and flush() sends every "
+                "open batch at once. Which settings let a batch grow, and does publish() let it (no flush() "
+                "or blocking poll() per record)?")
 
 
 def test_broker_stores_fewer_bytes(bench):

@@ -6,11 +6,13 @@ kill the sink with SIGKILL in the middle of a record, and hand it a database res
 backup while Kafka's committed offsets say something else.
 """
 
-import json
 
 import pytest
 from _kata18_support import (
+    ARCHIVED_OFFSETS,
+    ARCHIVED_ROW,
     PARTITIONS,
+    Stream,
     call_text,
     db_offsets,
     db_rows,
@@ -18,13 +20,17 @@ from _kata18_support import (
     restore_database,
     settle,
     start_sink,
+    stop_watch,
     wait_for_crash,
+    wait_for_hold,
+    write_lock_free,
 )
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 
 from grader.checklib import KafkaKit, explain
 
 PER_PARTITION = 12
+RETAINED_FROM = 6  # partition 0's log start offset in the restore check
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +43,12 @@ def plain_run(bootstrap_servers, impl_path, pytestconfig, tmp_path_factory):
     stream = produce_payments(kit, PER_PARTITION, "plain")
     did = (f"produced {len(stream.payments)} payments over {PARTITIONS} partitions, ran "
            f"{call_text(db_path)} in its own process until the database held every payment")
-    run = start_sink(impl_path, workdir, kit, stream, db_path)
+    watched, events = stop_watch(impl_path, workdir, "plain")
+    run = start_sink(watched, workdir, kit, stream, db_path)
     outcome = {"stream": stream, "db_path": db_path, "did": did, "failure": None}
     try:
         try:
-            outcome["tally"] = settle(run, db_path, stream, did)
+            outcome["tally"] = settle(run, db_path, stream, did, events=events)
         except BaseException as exc:  # settle() explained a failure: every check of this run reports it
             outcome["failure"] = exc
         outcome["committed"] = kit.committed(stream.group, stream.topic)
@@ -103,14 +110,28 @@ def test_sigkill_loses_and_duplicates_nothing(kafka, impl_path, tmp_path):
     stream = produce_payments(kafka, PER_PARTITION, "crash")
     db_path = tmp_path / "sink.db"
     did = (f"produced {len(stream.payments)} payments over {PARTITIONS} partitions, ran {call_text(db_path)} "
-           "and SIGKILLed it right after the 7th process() call, restarted it and SIGKILLed it after the 11th, "
+           "and SIGKILLed it during its 7th process() call, restarted it and SIGKILLed it after the 11th, "
            "then restarted it once more until the database held every payment")
-    first = start_sink(impl_path, tmp_path, kafka, stream, db_path, crash_after=7, name="first")
+    first = start_sink(impl_path, tmp_path, kafka, stream, db_path, hold_at=7, name="first")
     try:
-        wait_for_crash(first, 7, did)
+        held = wait_for_hold(first, 7, did)
+        # Inside process(): the record's row is inserted and its transaction still open, so the sink holds
+        # sqlite's write lock and the row is not committed yet.
+        lock_free = write_lock_free(db_path)
+        committed_early = _committed_before_process(stream, held, db_path)
+        first.kill()
     finally:
         first.close()
-    committed_early = _committed_before_process(first, db_path)
+    if lock_free:
+        explain(did=did.split(", restarted")[0].replace("right after", "during") + ", and while process() was "
+                "running tried to start a write transaction on the database file",
+                saw=f"the database was free to write: no transaction of the sink was open while process() ran for "
+                f"{_held_text(held)}",
+                expected="process(msg) called after the record's row is inserted and before the transaction "
+                "holding that row (and its offset) commits, so the sink holds an open write transaction",
+                nudge="process() marks the moment a crash hurts most: the row written, not yet committed. Is "
+                "your INSERT (and the offset) in the same transaction as the commit that follows process()?",
+                seen_in="the database")
     second = start_sink(impl_path, tmp_path, kafka, stream, db_path, crash_after=11, name="second")
     try:
         wait_for_crash(second, 11, did)
@@ -132,7 +153,7 @@ def test_sigkill_loses_and_duplicates_nothing(kafka, impl_path, tmp_path):
                 saw=f"the database's next_offset per partition: {stored or 'no rows'}",
                 expected=f"{stream.ends}", nudge="the stored offset must move with every row.")
     if committed_early:
-        explain(did=did.split(", restarted")[0] + ", then opened the database file",
+        explain(did=did.split(", restarted")[0].replace("right after", "during") + ", then opened the database file",
                 saw=f"the row of {committed_early}, the record process() was called for when the sink died, was "
                 "already committed",
                 expected="process(msg) called after the record's row is inserted and before the transaction "
@@ -141,21 +162,23 @@ def test_sigkill_loses_and_duplicates_nothing(kafka, impl_path, tmp_path):
                 "between the row and its offset?", seen_in="the database")
 
 
-def _committed_before_process(run, db_path) -> str:
-    """The record the crash hit, if its row was already committed (else "").
+def _held_text(held: dict) -> str:
+    return f"the record at partition {held.get('partition')} offset {held.get('offset')}"
+
+
+def _committed_before_process(stream, held: dict, db_path) -> str:
+    """The record the hold hit, if its row was already committed (else "").
 
     The contract puts process() between the row's INSERT and its transaction's commit, so the kill
     lands where a split (row and offset committed separately) would lose or duplicate. A row already
     committed when process() ran means the crash point was dodged, not survived.
     """
-    records = run.records()
-    try:
-        held = records[-1]
-        payment_id = json.loads(held["value"])["payment_id"]
-    except (IndexError, KeyError, TypeError, ValueError):
-        return ""  # process() got no payment: the other checks say so in their own words
-    if any(row[0] == payment_id for row in db_rows(db_path)):
-        return f"{payment_id} (partition {held['partition']} offset {held['offset']})"
+    payment = next((p for p in stream.payments
+                    if p.partition == held.get("partition") and p.offset == held.get("offset")), None)
+    if payment is None:
+        return ""  # process() got no payment record: the other checks say so in their own words
+    if any(row[0] == payment.payment_id for row in db_rows(db_path)):
+        return f"{payment.payment_id} ({_held_text(held)})"
     return ""
 
 
@@ -164,20 +187,30 @@ def test_database_offsets_win_over_kafka(kafka, impl_path, tmp_path):
     stream = produce_payments(kafka, PER_PARTITION, "restore")
     db_path = tmp_path / "sink.db"
     done = 4
-    restore_database(db_path, stream, done)
+    restored = (0, 1)
+    archived_topic = restore_database(db_path, stream, done, restored)
     # Kafka's committed offsets disagree with the database: ahead on partition 0 (trusting them
-    # skips payments), behind on partition 1 (trusting them repeats payments), none on partition 2.
-    kafka_says = {0: 8, 1: 0}
+    # skips payments), behind on partition 1 (trusting them repeats payments), and set on partition 2,
+    # which the database has never seen (it starts at the beginning, whatever Kafka says).
+    kafka_says = {0: 8, 1: 0, 2: 6}
     futures = kafka.admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(
         stream.group, [TopicPartition(stream.topic, p, o) for p, o in kafka_says.items()])])
     futures[stream.group].result(timeout=15)
+    # Since the backup, retention deleted partition 0's oldest records, including two the database does
+    # not hold: its stored offset no longer exists, so the sink resumes at the oldest record still there.
+    for future in kafka.admin.delete_records([TopicPartition(stream.topic, 0, RETAINED_FROM)]).values():
+        future.result(timeout=15)
+    gone = [p for p in stream.payments if p.partition == 0 and done <= p.offset < RETAINED_FROM]
+    kept = Stream(stream.topic, stream.group, [p for p in stream.payments if p not in gone])
     did = (f"produced {len(stream.payments)} payments over {PARTITIONS} partitions; prepared a database holding "
-           f"the rows of the first {done} payments of every partition and next_offset={done} for each (a restore "
-           f"from a backup); committed offsets {kafka_says} (partition 2: none) for the group in Kafka; then ran "
-           f"{call_text(db_path)} until the database held every payment")
+           f"the rows of the first {done} payments of partitions {list(restored)} and next_offset={done} for each "
+           f"(a restore from a backup; nothing for partition 2), plus a row and offsets of an earlier topic; "
+           f"committed offsets {kafka_says} for the group in Kafka; deleted partition 0's records below offset "
+           f"{RETAINED_FROM} (retention: payments {', '.join(p.payment_id for p in gone)} are gone for good); then "
+           f"ran {call_text(db_path)} until the database held every payment still in the topic")
     run = start_sink(impl_path, tmp_path, kafka, stream, db_path, name="restored")
     try:
-        tally = settle(run, db_path, stream, did)
+        tally = settle(run, db_path, kept, did)
     finally:
         run.close()
     if tally.duplicated or tally.missing:
@@ -185,7 +218,22 @@ def test_database_offsets_win_over_kafka(kafka, impl_path, tmp_path):
         repeated = sorted({int(i.split("-")[1]) for i in tally.duplicated})
         explain(did=did, saw=f"{tally.describe()}; partitions with missing payments {lost}, with repeated "
                 f"payments {repeated}",
-                expected=f"{len(tally.expected)} rows, one per payment: the sink resumes at offset {done} on "
-                "every partition",
+                expected=f"{len(tally.expected)} rows, one per payment still in the topic: the sink resumes at "
+                f"offset {done} on partition 1, at the oldest record left ({RETAINED_FROM}) on partition 0, and at "
+                "the beginning of partition 2",
                 nudge="when the group hands the sink its partitions, which record of progress matches the rows "
-                "in the database: Kafka's committed offsets, or the database's own?")
+                "in the database: Kafka's committed offsets, or the database's own? Where does a partition "
+                "start that the database has no offset for, and one whose stored offset no longer exists?")
+    archived_rows = [r for r in tally.rows if r == ARCHIVED_ROW]
+    kept_offsets = db_offsets(db_path, archived_topic)
+    if len(archived_rows) != 1 or kept_offsets != ARCHIVED_OFFSETS:
+        explain(did=did, saw=f"the earlier topic's row {ARCHIVED_ROW} appears {len(archived_rows)} times, its "
+                f"offsets are now {kept_offsets or 'gone'}", expected=f"both untouched: the row once, offsets "
+                f"{ARCHIVED_OFFSETS} for {archived_topic!r}", nudge="the tables may hold an earlier run's "
+                "data: create them only if missing, never drop or empty them, and read and write only the "
+                "offsets of your own topic.", seen_in="the database")
+    stored = db_offsets(db_path, stream.topic)
+    if stored != stream.ends:
+        explain(did=did + ", then read the kafka_offsets table", saw=f"next_offset for {stream.topic!r}: {stored}",
+                expected=f"{stream.ends}", nudge="the stored offset must move with every row, per partition.",
+                seen_in="the database")

@@ -143,6 +143,7 @@ class Stream:
         self.handed_over = 0
         self.problem: str | None = None
         self.marks: dict[int, float] = {}
+        self.last_handed: float | None = None  # when the learner took the latest message (monotonic)
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         for i, message in enumerate(self.messages):
@@ -152,6 +153,7 @@ class Stream:
                 if self.problem:
                     return
             self.handed_over += 1
+            self.last_handed = time.monotonic()
             yield message
             time.sleep(self.pace_s)  # a live feed: messages arrive over time, not all at once
 
@@ -170,3 +172,27 @@ def run_with_deadline(func: Callable[[], object], deadline_s: float) -> tuple[bo
     worker.start()
     worker.join(deadline_s)
     return "result" in box, box.get("result"), box.get("error")
+
+
+def show_the_loss(kit, brokers: Brokers, topic: str, old_leader: int, followers: list[int],
+                  acked_during: list[str]) -> str:
+    """Only when a write was acknowledged with one copy: now lose that copy, and look.
+
+    The verdict does not depend on this. Whether the acknowledged records are gone depends on whether
+    a follower's last fetch had carried them before it went down: usually not, and it is not forced.
+    """
+    brokers.take_down(old_leader)
+    brokers.bring_back(*followers)
+    if not until(lambda: brokers.leader(topic) not in (old_leader, -1), 30):
+        return "(the check then took the leader down too, but no new leader was elected within 30 s)"
+    new = brokers.leader(topic)
+    present = {r.value_text for r in kit.read_all(topic, timeout=15)}
+    gone = [v for v in acked_during if v not in present]
+    if gone:
+        return (f"Then the check took the old leader {old_leader} down as well and brought the followers "
+                f"back: broker {new} became leader, and {len(gone)} of the messages you reported as "
+                f"acknowledged are not on it (e.g. {gone[:3]}). When broker {old_leader} returns it "
+                "truncates its log to match the new leader: they are lost for good.")
+    return (f"Then the check took the old leader {old_leader} down as well and brought the followers back: "
+            f"broker {new} became leader and, this time, it had fetched those messages just before it went "
+            "down. Nothing guaranteed that.")

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 
 import pytest
-from _kata19_support import Brokers, Stream, run_with_deadline, until
+from _kata19_support import Brokers, Stream, run_with_deadline, show_the_loss, until
 
 from grader.checklib import KafkaKit, explain
 from grader.pytest_plugin import load_learner_module
@@ -37,10 +38,15 @@ FAILOVER_DELIVERY_TIMEOUT_S = 30.0  # a new leader is elected in ~5 s: plenty of
 OUTAGE_MESSAGES = 60
 OUTAGE_AT = 40  # both followers go down once these are committed
 OUTAGE_DELIVERY_TIMEOUT_S = 6.0
+# librdkafka expires a message at the first timeout scan after message.timeout.ms (scans run about once a
+# second); the reference returns within T + 1.5 s of the last message. The margins allow for a loaded machine.
+GIVE_UP_EARLY_MARGIN_S = 0.3
+GIVE_UP_LATE_MARGIN_S = 5.0
 
 
 def make_messages(n: int, prefix: str) -> list[tuple[str, str]]:
-    return [(f"{prefix}-key-{i % 4}", f"{prefix}-{i:04d}") for i in range(n)]
+    # Not all ASCII: key and value must travel as UTF-8 bytes.
+    return [(f"{prefix}-clé-{i % 4}", f"{prefix}-{i:04d}-ü") for i in range(n)]
 
 
 @dataclass
@@ -56,6 +62,12 @@ class Run:
     result: object = None
     error: BaseException | None = None
     present: set[str] = field(default_factory=set)
+    wrong_keys: list[tuple[str, bytes | None]] = field(default_factory=list)  # (value, key) read back
+    callback_types: set[str] = field(default_factory=set)  # types on_acknowledged was called with
+    returned_at: float | None = None
+    deadline_s: float = 0.0  # how long the check waits for publish to return
+    closed: bool = False  # set once the check stops waiting: later reports came after the check healed the cluster
+    acked_by_cut: int | None = None  # acknowledgements reported when the learner asked for message FAILOVER_CUT_AT
     old_leader: int | None = None
     new_leader: int | None = None
     downtime_s: float | None = None
@@ -89,10 +101,15 @@ def _start(cluster, bootstrap_servers, impl_path, pytestconfig, name: str, messa
     impl = load_learner_module(impl_path)
 
     def on_acknowledged(value) -> None:
+        if run.closed:
+            return
+        run.callback_types.add(type(value).__name__)
         run.acked.append(value.decode() if isinstance(value, bytes) else value)
 
     def call():
-        return impl.publish(bootstrap_servers, topic, run.stream, on_acknowledged, timeout_s)
+        result = impl.publish(bootstrap_servers, topic, run.stream, on_acknowledged, timeout_s)
+        run.returned_at = time.monotonic()
+        return result
 
     return kit, brokers, run, call
 
@@ -111,17 +128,25 @@ def failover(cluster, bootstrap_servers, impl_path, pytestconfig):
             return None
 
         def cut_leader():
+            # The first FAILOVER_FREEZE_AT were acknowledged by the cluster well before: have they been reported?
+            run.acked_by_cut = len(run.acked)
             brokers.cut(run.old_leader)
 
         run.stream = Stream(run.messages, {FAILOVER_FREEZE_AT: freeze_leader, FAILOVER_CUT_AT: cut_leader})
-        run.returned, run.result, run.error = run_with_deadline(call, FAILOVER_DELIVERY_TIMEOUT_S + 20)
+        run.deadline_s = FAILOVER_DELIVERY_TIMEOUT_S + 20
+        run.returned, run.result, run.error = run_with_deadline(call, run.deadline_s)
+        run.closed = True
         if run.old_leader is not None:
             brokers.cut(run.old_leader)  # in case the learner never asked for message FAILOVER_CUT_AT
             if until(lambda: brokers.leader(run.topic) not in (run.old_leader, -1), 30):
                 run.new_leader = brokers.leader(run.topic)
                 run.downtime_s = time.monotonic() - run.stream.marks[FAILOVER_FREEZE_AT]
                 # Read back while the old leader is still down: what the new leader has is what survived.
-                run.present = {r.value_text for r in kit.read_all(run.topic, timeout=15)}
+                records = kit.read_all(run.topic, timeout=15)
+                run.present = {r.value_text for r in records}
+                key_of = {v: k for k, v in run.messages}
+                run.wrong_keys = [(r.value_text, r.key) for r in records
+                                  if r.value_text in key_of and r.key != key_of[r.value_text].encode()]
         brokers.heal((run.topic,))
         yield run
     finally:
@@ -146,40 +171,20 @@ def outage(cluster, bootstrap_servers, impl_path, pytestconfig):
             return None
 
         run.stream = Stream(run.messages, {OUTAGE_AT: take_followers_down})
-        run.returned, run.result, run.error = run_with_deadline(call, OUTAGE_DELIVERY_TIMEOUT_S + 20)
+        # Long enough for the last message's timeout and the late margin (the stream itself takes ~1 s).
+        run.deadline_s = OUTAGE_DELIVERY_TIMEOUT_S + GIVE_UP_LATE_MARGIN_S + 7
+        run.returned, run.result, run.error = run_with_deadline(call, run.deadline_s)
+        run.closed = True
         during = set(run.values[OUTAGE_AT:])
         acked_during = [v for v in run.acked if v in during]
         if followers and acked_during:
-            run.demo = _show_the_loss(kit, brokers, run, followers, acked_during)
+            run.demo = show_the_loss(kit, brokers, run.topic, run.old_leader, followers, acked_during)
         brokers.heal((run.topic,))
         yield run
     finally:
         brokers.heal()
         brokers.close()
         kit.close()
-
-
-def _show_the_loss(kit, brokers, run: Run, followers: list[int], acked_during: list[str]) -> str:
-    """Only when a write was acknowledged with one copy: now lose that copy, and look.
-
-    The verdict does not depend on this. Whether the acknowledged records are gone depends on whether
-    a follower's last fetch had carried them before it went down: usually not, and it is not forced.
-    """
-    brokers.take_down(run.old_leader)
-    brokers.bring_back(*followers)
-    if not until(lambda: brokers.leader(run.topic) not in (run.old_leader, -1), 30):
-        return "(the check then took the leader down too, but no new leader was elected within 30 s)"
-    new = brokers.leader(run.topic)
-    present = {r.value_text for r in kit.read_all(run.topic, timeout=15)}
-    gone = [v for v in acked_during if v not in present]
-    if gone:
-        return (f"Then the check took the old leader {run.old_leader} down as well and brought the followers "
-                f"back: broker {new} became leader, and {len(gone)} of the messages you reported as "
-                f"acknowledged are not on it (e.g. {gone[:3]}). When broker {run.old_leader} returns it "
-                "truncates its log to match the new leader: they are lost for good.")
-    return (f"Then the check took the old leader {run.old_leader} down as well and brought the followers back: "
-            f"broker {new} became leader and, this time, it had fetched those messages just before it went "
-            "down. Nothing guaranteed that.")
 
 
 # ------------------------------------------------------------------------------------ shared judgements
@@ -198,16 +203,34 @@ def _scenario_ran(run: Run, what: str) -> None:
                 nudge="a failed delivery is data for the caller, not a crash: collect it from the delivery "
                 "report and return it.")
     if not run.returned:
-        explain(did=run.call(), saw=f"publish had not returned {run.delivery_timeout_s + 20:g} s later",
+        explain(did=run.call(), saw=f"publish had not returned {run.deadline_s:g} s later",
                 expected=f"it gives up on undeliverable messages after about {run.delivery_timeout_s:g} s and "
                 "returns",
                 nudge="which producer setting bounds how long a message may wait for its acknowledgement?")
-    if not isinstance(run.result, (list, tuple, set)) or not all(isinstance(v, (str, bytes)) for v in run.result):
+    if not isinstance(run.result, list) or not all(isinstance(v, str) for v in run.result):
         explain(did=run.call(), saw=f"publish returned {run.result!r:.200}",
-                expected="a list of the values (str) of the messages that were not delivered; [] when none")
+                expected="a list of the values (str, as you were given them) of the messages that were not "
+                "delivered; [] when none", seen_in="your function's return value")
+    if run.callback_types - {"str"}:
+        explain(did=run.call(), saw=f"on_acknowledged was called with {', '.join(sorted(run.callback_types))}",
+                expected="on_acknowledged(value) with the message's value, the str you were given",
+                seen_in="the on_acknowledged calls")
 
 
 def _reported_twice(run: Run) -> None:
+    known = set(run.values)
+    strangers = [v for v in run.acked + run.failed() if v not in known]
+    if strangers:
+        explain(did=run.call(), saw=f"{len(strangers)} values reported that are not values of the stream "
+                f"(e.g. {strangers[:3]})", expected="on_acknowledged and the returned list name messages by "
+                "their value", seen_in="the on_acknowledged calls and your function's return value")
+    for what, values in (("acknowledged (on_acknowledged)", run.acked), ("returned as failed", run.failed())):
+        again = sorted(v for v, n in Counter(values).items() if n > 1)
+        if again:
+            explain(did=run.call(), saw=f"{len(again)} messages were {what} more than once (e.g. {again[:3]})",
+                    expected="each message reported once", nudge="one delivery report per message decides "
+                    "what became of it: report it there, and only there.",
+                    seen_in="the on_acknowledged calls and your function's return value")
     both = sorted(set(run.acked) & set(run.failed()))
     if both:
         explain(did=run.call(), saw=f"{len(both)} messages were both acknowledged and returned as failed "
@@ -258,6 +281,12 @@ def test_the_stream_survives_a_leader_failover(failover):
                 "leaves plenty of time for the new leader",
                 nudge="a lost connection or 'not the leader' is a retriable error. What does your producer do with "
                 "a request that was in flight when the leader died?")
+    if run.wrong_keys:
+        value, key = run.wrong_keys[0]
+        explain(did=run.call() + "; then the check read the partition back",
+                saw=f"{len(run.wrong_keys)} records carry another key than their message's (e.g. {value!r} has key "
+                f"{key!r})", expected="each message with its key, as UTF-8 bytes",
+                nudge="produce(topic, key=..., value=...): both encoded as UTF-8.")
     unaccounted = [v for v in run.values if v not in set(run.acked) and v not in set(failed)]
     if unaccounted:
         explain(did=run.call() + f"; the leader (broker {run.old_leader}) went down mid-stream",
@@ -310,3 +339,41 @@ def test_refused_writes_are_reported_to_the_caller(outage):
                 expected="each of them in the list publish returns",
                 nudge="when the delivery timeout runs out, the delivery report carries an error. Where does it "
                 "go in your code?")
+
+
+def test_gives_up_only_after_the_delivery_timeout(outage):
+    """Messages that cannot be replicated are given up on delivery_timeout_s after they were produced, not sooner."""
+    run = outage
+    _scenario_ran(run, "two brokers can fail mid-stream")
+    if run.returned_at is None or run.stream is None or run.stream.last_handed is None:
+        return
+    waited = run.returned_at - run.stream.last_handed
+    timeout = run.delivery_timeout_s
+    did = (run.call() + f"; after {OUTAGE_AT} messages both followers went down, so no later message could be "
+           "acknowledged; the check timed your function from the moment it took the last message")
+    if waited < timeout - GIVE_UP_EARLY_MARGIN_S:
+        explain(did=did, saw=f"publish returned {waited:.1f} s after it took the last message",
+                expected=f"it keeps trying each message for delivery_timeout_s={timeout:g} s after producing it, so "
+                f"it returns no sooner than {timeout:g} s after the last one",
+                nudge="which producer setting bounds how long a message may wait for its acknowledgement, and in "
+                "what unit? Do not give up sooner than the caller asked: the cluster may recover in time.",
+                seen_in="the clock")
+    if waited > timeout + GIVE_UP_LATE_MARGIN_S:
+        explain(did=did, saw=f"publish returned {waited:.1f} s after it took the last message",
+                expected=f"it gives up on a message delivery_timeout_s={timeout:g} s after producing it and "
+                "returns then (a second or so later)",
+                nudge="which producer setting bounds how long a message may wait, retries included, and in what "
+                "unit?", seen_in="the clock")
+
+
+def test_acknowledgements_are_reported_while_publishing(failover):
+    """Acknowledgements reach on_acknowledged while the stream goes on, not only once it has ended."""
+    run = failover
+    _scenario_ran(run, "the leader can fail mid-stream")
+    if run.acked_by_cut == 0:
+        explain(did=run.call() + f"; the cluster had acknowledged the first {FAILOVER_FREEZE_AT} messages; "
+                f"{FAILOVER_CUT_AT - FAILOVER_FREEZE_AT} messages later, your function asked for message "
+                f"#{FAILOVER_CUT_AT}", saw="on_acknowledged had not been called once by then",
+                expected="each acknowledgement reported soon after it arrives, while you go on publishing",
+                nudge="delivery reports wait in the producer until your code serves them: flush() does at the "
+                "end, and poll() does at any time without blocking.", seen_in="the on_acknowledged calls")

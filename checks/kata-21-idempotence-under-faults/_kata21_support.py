@@ -23,19 +23,38 @@ class Brokers:
         # never goes through a proxy (the client listener advertises the proxies, even to cluster.admin()).
         direct = ",".join(f"127.0.0.1:{cluster._node(n)['broker_port']}" for n in cluster.node_ids)
         self.admin = AdminClient({"bootstrap.servers": direct, **QUIET})
+        # read_uncommitted: the high watermark counts every replicated record, whether or not it belongs to a
+        # transaction that is still open (read_committed would stop at the last stable offset, and progress
+        # of a producer that wraps the stream in a transaction would never show).
         self._reader = Consumer({"bootstrap.servers": direct, "group.id": "kata21-watermarks",
-                                 "enable.auto.commit": False, **QUIET})
+                                 "enable.auto.commit": False, "isolation.level": "read_uncommitted", **QUIET})
+        # read_committed: its end offset is the last stable offset, which stops at an open transaction.
+        self._stable_reader = Consumer({"bootstrap.servers": direct, "group.id": "kata21-watermarks",
+                                        "enable.auto.commit": False, "isolation.level": "read_committed", **QUIET})
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._reader.close()
+        for reader in (self._reader, self._stable_reader):
+            with contextlib.suppress(Exception):
+                reader.close()
+
+    def settled(self, topic: str, partitions: int) -> bool:
+        """No transaction is open on the topic: every partition's last stable offset has reached its high
+        watermark. The coordinator writes commit markers just after commit_transaction() returns, so a
+        read_committed reader started at once could miss a committed partition."""
+        for p in range(partitions):
+            tp = TopicPartition(topic, p)
+            stable = self._stable_reader.get_watermark_offsets(tp, timeout=5, cached=False)[1]
+            if stable < self._reader.get_watermark_offsets(tp, timeout=5, cached=False)[1]:
+                return False
+        return True
 
     def partitions(self, topic: str) -> dict:
         md = self.admin.list_topics(topic, timeout=10).topics[topic]
         return md.partitions
 
     def written(self, topic: str, partitions: int) -> int:
-        """Records the cluster has committed (sum of high watermarks), whoever acknowledged them."""
+        """Records the cluster has replicated (sum of high watermarks), whoever acknowledged them and whether or
+        not their transaction (if any) is committed yet. Transaction markers count too."""
         total = 0
         for p in range(partitions):
             total += self._reader.get_watermark_offsets(TopicPartition(topic, p), timeout=5, cached=False)[1]
@@ -70,15 +89,15 @@ class FaultyStream:
 
     1. `before` events flow normally; the stream then waits until the cluster has committed all of them.
     2. Every proxy starts dropping the brokers' responses (requests still reach the brokers) and the
-       stream goes on. A watcher waits until one more record is committed: a write the broker applied
-       but whose acknowledgement never reached the producer.
+       stream goes on. A watcher waits until one more record is written than when the drop began: a write
+       the broker applied but whose acknowledgement never reached the producer.
     3. The watcher then cuts every client connection and lets the proxies pass again: the producer must
        resend what it never heard about. The rest of the events flow.
     The stream never raises into the learner's code: a problem ends it early and is kept in `problem`.
     """
 
     def __init__(self, events: list[tuple[str, str]], brokers: Brokers, topic: str, partitions: int,
-                 before: int, pace_s: float = 0.004, patience_s: float = 20.0):
+                 before: int, pace_s: float = 0.003, patience_s: float = 10.0):
         self.events, self.brokers, self.topic, self.partitions = events, brokers, topic, partitions
         self.before, self.pace_s, self.patience_s = before, pace_s, patience_s
         self.handed_over = 0
@@ -91,11 +110,11 @@ class FaultyStream:
         for proxy in self.brokers.cluster.proxies.values():
             proxy.set_mode(mode)
 
-    def _watch(self) -> None:
+    def _watch(self, baseline: int) -> None:
         try:
-            applied = until(lambda: self.brokers.written(self.topic, self.partitions) > self.before,
+            applied = until(lambda: self.brokers.written(self.topic, self.partitions) > baseline,
                             self.patience_s, "a write whose response is lost")
-            self.lost_acks = self.brokers.written(self.topic, self.partitions) - self.before
+            self.lost_acks = self.brokers.written(self.topic, self.partitions) - baseline
             if not applied:
                 self.problem = (f"while the brokers' responses were being dropped, no further event reached "
                                 f"the cluster within {self.patience_s:.0f} s")
@@ -114,7 +133,10 @@ class FaultyStream:
                                     " of them")
                     return
                 self._proxies("drop_responses")
-                self._watcher = threading.Thread(target=self._watch, daemon=True, name="kata21-faults")
+                # Counted once the drop is on: whatever is written after this, its answer is thrown away.
+                baseline = self.brokers.written(self.topic, self.partitions)
+                self._watcher = threading.Thread(target=self._watch, args=(baseline,), daemon=True,
+                                                 name="kata21-faults")
                 self._watcher.start()
             self.handed_over += 1
             yield event

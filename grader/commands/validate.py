@@ -132,7 +132,7 @@ def _validate_on(kata, course, broker, as_json: bool, sweep: dict | None = None)
         # Fault katas stop nodes on purpose: no watchdog; the end-of-run check still catches a dead cluster.
         alive = None if kata.faults else broker.process_alive
         v = validate_kata(kata, course, broker.bootstrap_servers, broker_alive=alive,
-                          cluster_file=cluster_file_of(broker))
+                          cluster_file=cluster_file_of(broker), solution_only=bool(sweep and sweep["only"]))
         if sweep is not None:
             console.progress(f"Running the generated mutants of {kata.id}…")
             validate_mutants(v, broker.bootstrap_servers, broker_alive=alive, cluster_file=cluster_file_of(broker),

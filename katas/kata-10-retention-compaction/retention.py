@@ -7,7 +7,7 @@ dict of the latest value per key. Read README.md first: it gives the exact contr
 
 import uuid
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 DAY_MS = 24 * 3600 * 1000
@@ -45,7 +45,7 @@ def build_table(bootstrap_servers: str, topic: str) -> dict[str, str]:
     table: dict[str, str] = {}
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         # TODO: where does each partition end right now? Stop when you reach it.
         # TODO: apply each record in order: a value sets the key, a tombstone (value None) deletes it.
     finally:

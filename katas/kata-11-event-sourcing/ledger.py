@@ -43,7 +43,7 @@ def catch_up(bootstrap_servers: str, topic: str, snapshot_path: str, on_event=No
     on_event: if given, call on_event(msg) once for every record you apply.
 
     Read every partition up to its end offset as it was when the call started, then write
-    the new snapshot (offsets for every partition) and return the balances.
+    the new snapshot (offsets for every partition), replacing the old one in one step, and return the balances.
     """
     snapshot = {"balances": {}, "offsets": {}}
     if os.path.exists(snapshot_path):

@@ -16,7 +16,7 @@ def read_to_end(bootstrap_servers: str, topic: str):
     """Yield every record of `topic` from offset 0 up to the end offsets seen at the start
     (partition after partition, each in offset order). Ready to use."""
     consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": f"streams-{uuid.uuid4()}",
-                         "enable.auto.commit": False})
+                         "enable.auto.commit": False, "fetch.wait.max.ms": 50})
     try:
         for p in sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions):
             end = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]

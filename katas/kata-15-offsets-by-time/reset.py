@@ -18,8 +18,8 @@ def reset_offsets(bootstrap_servers: str, group_id: str, topic: str, to: str | d
         partition's end offset), or a timezone-aware datetime (per partition, the first
         offset whose record timestamp is at or after it; the end offset if there is none).
 
-    Returns {partition: committed offset}. Raises if the group has running consumers (and
-    changes nothing), or if the broker refuses the new offsets.
+    Returns {partition: committed offset}. Raises if the group has running consumers or `to`
+    is a naive datetime (and changes nothing), or if the broker refuses the new offsets.
     """
     # TODO: which partitions does the topic have?
     # TODO: find the offset for `to` on each of them. Kafka record timestamps count ...

@@ -36,8 +36,8 @@ def consume_with_dead_letters(bootstrap_servers: str, topic: str, group_id: str,
             if msg is None or msg.error():
                 continue
             # TODO: a record that is not an order, or whose process() raises, must not stop the
-            #       consumer: copy it to the DLQ with the README's headers, and make sure the
-            #       DLQ has it before the commit below.
+            #       consumer: copy it to the DLQ (its key, value and own headers unchanged) plus
+            #       the README's headers, and make sure the DLQ has it before the commit below.
             process(parse_order(msg.value()))
             # TODO: is this the right moment to commit, for good records and for poison pills?
             raise NotImplementedError("commit each record once it is handled")

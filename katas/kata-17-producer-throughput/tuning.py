@@ -35,7 +35,8 @@ def publish(producer: Producer, topic: str, events: list[tuple[bytes, bytes]]) -
     topic: the topic to write to (it already exists).
     events: (key, value) pairs, both bytes, in the order to publish.
 
-    Returns only when every event is delivered; raises if any could not be.
+    Returns only when every event is delivered; raises if any could not be. The producer's local
+    queue may be small: when produce() raises BufferError, wait for room and produce the event again.
     """
     for key, value in events:
         producer.produce(topic, key=key, value=value)

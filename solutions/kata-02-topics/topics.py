@@ -1,7 +1,5 @@
 """kata-02 reference solution: topics that fit the cluster, created idempotently, grown on purpose."""
 
-import time
-
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
 
@@ -28,30 +26,13 @@ def _admin(bootstrap_servers: str) -> AdminClient:
     return AdminClient({"bootstrap.servers": bootstrap_servers})
 
 
-def _wait_for_partitions(admin: AdminClient, topic: str, partitions: int) -> None:
-    # create_topics()/create_partitions() succeed when the controller has decided; clients
-    # that start right after must also see every partition with a leader in the metadata.
-    deadline = time.monotonic() + TIMEOUT_S
-    while time.monotonic() < deadline:
-        md = admin.list_topics(topic, timeout=5).topics.get(topic)
-        if md and not md.error and len(md.partitions) == partitions and all(
-                p.leader >= 0 for p in md.partitions.values()):
-            return
-        time.sleep(0.1)
-    raise KafkaException(f"topic {topic} did not get a leader for all {partitions} partitions in {TIMEOUT_S:.0f}s")
-
-
 def _partition_count(admin: AdminClient, topic: str) -> int:
-    md = admin.list_topics(topic, timeout=10).topics[topic]
-    if md.error:
-        raise KafkaException(md.error)
-    return len(md.partitions)
+    return len(admin.list_topics(topic, timeout=10).topics[topic].partitions)
 
 
-def _topic_config(admin: AdminClient, topic: str) -> dict[str, str]:
+def _retention_ms(admin: AdminClient, topic: str) -> str:
     resource = ConfigResource("topic", topic)
-    entries = admin.describe_configs([resource])[resource].result(timeout=TIMEOUT_S)
-    return {name: entry.value for name, entry in entries.items()}
+    return admin.describe_configs([resource])[resource].result(timeout=TIMEOUT_S)["retention.ms"].value
 
 
 def ensure_topic(bootstrap_servers: str, topic: str, partitions: int, retention_ms: int,
@@ -64,6 +45,8 @@ def ensure_topic(bootstrap_servers: str, topic: str, partitions: int, retention_
     new = NewTopic(topic, num_partitions=partitions, replication_factor=rf,
                    config={"retention.ms": str(retention_ms), "min.insync.replicas": str(min_isr)})
     try:
+        # The future resolves once the controller has created the topic. Its partitions get
+        # leaders a moment later; clients that start right away wait for them by themselves.
         admin.create_topics([new])[topic].result(timeout=TIMEOUT_S)
     except KafkaException as exc:
         # Creating first and handling "already exists" is race-free: two services starting
@@ -71,19 +54,14 @@ def ensure_topic(bootstrap_servers: str, topic: str, partitions: int, retention_
         if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
             raise
         _check_existing(admin, topic, partitions, retention_ms)
-    _wait_for_partitions(admin, topic, partitions)
 
 
 def _check_existing(admin: AdminClient, topic: str, partitions: int, retention_ms: int) -> None:
     # An existing topic is only fine if it is the topic we would have created; anything else
     # must be loud, or the service runs on a topic with the wrong shape without anyone knowing.
-    differences = []
-    have_partitions = _partition_count(admin, topic)
-    if have_partitions != partitions:
-        differences.append(f"partitions: exists with {have_partitions}, asked for {partitions}")
-    have_retention = _topic_config(admin, topic).get("retention.ms")
-    if have_retention != str(retention_ms):
-        differences.append(f"retention.ms: exists with {have_retention}, asked for {retention_ms}")
+    settings = [("partitions", str(_partition_count(admin, topic)), str(partitions)),
+                ("retention.ms", _retention_ms(admin, topic), str(retention_ms))]
+    differences = [f"{name}: exists with {have}, asked for {asked}" for name, have, asked in settings if have != asked]
     if differences:
         raise TopicConflict(f"topic {topic!r} already exists and differs: " + "; ".join(differences))
 
@@ -91,20 +69,17 @@ def _check_existing(admin: AdminClient, topic: str, partitions: int, retention_m
 def add_partitions(bootstrap_servers: str, topic: str, total: int) -> None:
     admin = _admin(bootstrap_servers)
     have = _partition_count(admin, topic)
-    if have > total:
+    if have < total:
+        # NewPartitions takes the new total, not how many to add.
+        admin.create_partitions([NewPartitions(topic, total)])[topic].result(timeout=TIMEOUT_S)
+    elif have > total:
         # Kafka can add partitions, never remove them: the records in them would be lost.
         raise TopicConflict(f"topic {topic!r} has {have} partitions; it cannot shrink to {total}")
-    if have < total:
-        try:
-            admin.create_partitions([NewPartitions(topic, total)])[topic].result(timeout=TIMEOUT_S)
-        except KafkaException as exc:
-            # Someone else grew it to the same size meanwhile: the wanted state is reached.
-            if exc.args[0].code() != KafkaError.INVALID_PARTITIONS or _partition_count(admin, topic) != total:
-                raise
-    _wait_for_partitions(admin, topic, total)
 
 
 def key_partitions(bootstrap_servers: str, topic: str, keys: list[str]) -> dict[str, int]:
+    # A new producer reads the topic's current partition count; one kept from before a topic
+    # grew would go on using the old count until its metadata is refreshed.
     producer = Producer({"bootstrap.servers": bootstrap_servers})
     landed: dict[str, int] = {}
     errors = []
@@ -119,8 +94,9 @@ def key_partitions(bootstrap_servers: str, topic: str, keys: list[str]) -> dict[
 
     for key in keys:
         producer.produce(topic, key=key.encode("utf-8"), value=b"probe", on_delivery=on_delivery)
-        producer.poll(0)
+    # flush() sends everything and serves the delivery callbacks; a refused record leaves the
+    # queue with an error, so flush()'s count alone would miss it.
     remaining = producer.flush(TIMEOUT_S)
     if remaining or errors:
-        raise KafkaException(f"{remaining} probes undelivered, {len(errors)} failed: {errors[:3]}")
+        raise KafkaException(f"{remaining} probes undelivered, {len(errors)} failed: {errors}")
     return landed

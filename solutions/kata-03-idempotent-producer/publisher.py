@@ -5,6 +5,7 @@ from confluent_kafka import Producer
 
 class ReliablePublisher:
     def __init__(self, bootstrap_servers: str, config: dict | None = None) -> None:
+        self._failures: list[tuple[str, str, str]] = []
         settings = {
             "bootstrap.servers": bootstrap_servers,
             # The broker gives this producer an id and numbers its batches per partition; a batch
@@ -18,7 +19,6 @@ class ReliablePublisher:
         # The caller's settings (e.g. message.timeout.ms, the delivery deadline) go on top.
         settings.update(config or {})
         self._producer = Producer(settings)
-        self._failures: list[tuple[str, str, str]] = []
 
     def _on_delivery(self, err, msg) -> None:
         # The only place a failure becomes visible: the broker's refusal (message too large), a

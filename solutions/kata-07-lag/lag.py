@@ -14,12 +14,17 @@ def _admin(bootstrap_servers: str) -> AdminClient:
     return AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 0})
 
 
-def measure_lag(bootstrap_servers: str, group_id: str, topic: str) -> dict:
-    admin = _admin(bootstrap_servers)
+def _partitions(admin: AdminClient, topic: str) -> list[TopicPartition]:
     metadata = admin.list_topics(topic, timeout=TIMEOUT_S).topics[topic]
     if metadata.error is not None:
+        # A topic that does not exist has no partitions: reporting "no lag" would hide a typo.
         raise RuntimeError(f"cannot describe topic {topic}: {metadata.error}")
-    partitions = [TopicPartition(topic, p) for p in sorted(metadata.partitions)]
+    return [TopicPartition(topic, p) for p in sorted(metadata.partitions)]
+
+
+def measure_lag(bootstrap_servers: str, group_id: str, topic: str) -> dict:
+    admin = _admin(bootstrap_servers)
+    partitions = _partitions(admin, topic)
 
     # Committed offsets first, end offsets second: the group can only commit what already exists,
     # so reading in this order never shows a committed offset beyond the end (no negative lag).
@@ -33,8 +38,9 @@ def measure_lag(bootstrap_servers: str, group_id: str, topic: str) -> dict:
         futures = admin.list_offsets({tp: spec for tp in partitions}, request_timeout=TIMEOUT_S)
         return {tp.partition: future.result().offset for tp, future in futures.items()}
 
-    ends = offsets(OffsetSpec.latest())      # the high watermark: the next offset to be written
-    starts = offsets(OffsetSpec.earliest())  # the log start: older records are deleted already
+    # The high watermark (the next offset to be written) and the log start (older records are
+    # deleted already).
+    ends, starts = offsets(OffsetSpec.latest()), offsets(OffsetSpec.earliest())
 
     result = {}
     for tp in partitions:
@@ -56,21 +62,21 @@ def _members(bootstrap_servers: str, group_id: str) -> int:
     return len(description.members)  # an empty, dead or unknown group has none
 
 
+def _committed(sample: dict) -> dict:
+    return {p: r["committed"] for p, r in sample["partitions"].items()}
+
+
 def diagnose(bootstrap_servers: str, group_id: str, topic: str, interval_s: float = 5.0) -> dict:
     first = measure_lag(bootstrap_servers, group_id, topic)
     # One sample is a number, two samples are a trend: only the change over time separates a stalled
     # group from a slow one, or a growing backlog from one being worked off.
     time.sleep(interval_s)
     second = measure_lag(bootstrap_servers, group_id, topic)
-    members = _members(bootstrap_servers, group_id)
+    uncommitted = sorted(p for p, r in second["partitions"].items() if r["committed"] is None)
 
-    before = {p: r["committed"] for p, r in first["partitions"].items()}
-    after = {p: r["committed"] for p, r in second["partitions"].items()}
-    uncommitted = sorted(p for p, offset in after.items() if offset is None)
-
-    if len(uncommitted) == len(after):
+    if len(uncommitted) == len(second["partitions"]):
         status = "no-commit"
-    elif second["total"] > 0 and before == after:
+    elif second["total"] > 0 and _committed(first) == _committed(second):
         # Nobody moved the group forward. Members or not: a member that is alive but stuck (a hung
         # handler, an endless retry) looks exactly like an abandoned group from the offsets' side.
         status = "stalled"
@@ -78,4 +84,6 @@ def diagnose(bootstrap_servers: str, group_id: str, topic: str, interval_s: floa
         status = "falling-behind"  # it commits, but the producers write faster than it reads
     else:
         status = "ok"
-    return {"status": status, "members": members, "uncommitted": uncommitted, "first": first, "second": second}
+    # The members the group has now, after the second sample: the count belongs with it.
+    return {"status": status, "members": _members(bootstrap_servers, group_id), "uncommitted": uncommitted,
+            "first": first, "second": second}

@@ -1,20 +1,10 @@
 """kata-08 reference solution: commit in batches, commit what was processed when partitions are
 revoked, and let go without committing when they are lost."""
 
+import contextlib
 from collections.abc import Callable
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
-
-# Commit failures that mean "the group has moved on without us" (we were thrown out, or a
-# rebalance is under way). They are not fatal: the records since our last commit will be
-# processed again by the next owner, which is what at-least-once allows.
-GROUP_MOVED_ON = {
-    KafkaError._ASSIGNMENT_LOST,
-    KafkaError.ILLEGAL_GENERATION,
-    KafkaError.UNKNOWN_MEMBER_ID,
-    KafkaError.REBALANCE_IN_PROGRESS,
-    KafkaError.FENCED_INSTANCE_ID,
-}
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 
 def run_member(bootstrap_servers: str, topic: str, group_id: str, process: Callable[[Message], None],
@@ -34,58 +24,48 @@ def run_member(bootstrap_servers: str, topic: str, group_id: str, process: Calla
     pending: dict[tuple[str, int], int] = {}
     processed_since_commit = 0
 
-    def commit(partitions=None) -> None:
-        """Commit, synchronously, what we processed (of `partitions`, or of everything we own)."""
+    def commit() -> None:
+        """Commit, synchronously, everything we processed and have not committed yet."""
         nonlocal processed_since_commit
-        keys = [k for k in pending if partitions is None or k in partitions]
-        if not keys:
-            # Nothing new to commit (a quiet partition, a member that just joined). Note that a
-            # bare consumer.commit() would raise _NO_OFFSET here and crash the rebalance.
-            return
-        offsets = [TopicPartition(t, p, pending[(t, p)]) for t, p in keys]
-        try:
-            # Synchronous: when this returns the broker has the offsets, so the partition's next
-            # owner (which asks for them right after this rebalance) starts exactly after us.
-            consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
-            if exc.args[0].code() not in GROUP_MOVED_ON:
-                raise
-        for k in keys:
-            del pending[k]
-        if not pending:
-            processed_since_commit = 0
-
-    def on_assign(_consumer, partitions) -> None:
-        # Newly assigned partitions start at the group's committed offset: whatever we once
-        # remembered about them is stale.
-        for tp in partitions:
-            pending.pop((tp.topic, tp.partition), None)
+        if pending:
+            # Nothing new (a quiet partition, a member that just joined): no commit at all. A bare
+            # consumer.commit() would raise _NO_OFFSET here and crash the rebalance.
+            # A failed commit means the group moved on without us (UNKNOWN_MEMBER_ID,
+            # ILLEGAL_GENERATION, a rebalance under way). Not a reason to stop: the next owner
+            # processes those messages again, which is what at-least-once allows.
+            with contextlib.suppress(KafkaException):
+                # Synchronous: when this returns the broker has the offsets, so the partition's next
+                # owner (which asks for them right after this rebalance) starts exactly after us.
+                consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in pending.items()],
+                                asynchronous=False)
+            processed_since_commit = 0  # the next batch counts from this commit
+        pending.clear()
 
     def on_revoke(_consumer, partitions) -> None:
         # Called inside poll() (or close()) before the partitions are handed to someone else,
         # and every message returned so far has been processed: the last safe moment to commit.
-        commit({(tp.topic, tp.partition) for tp in partitions})
+        # (Committing the progress of partitions we keep, with the cooperative protocol, is harmless.)
+        commit()
 
     def on_lost(_consumer, partitions) -> None:
         # The group already gave these partitions away (our session timed out, or we were too
         # slow to poll). Committing now would fail, or overwrite the new owner's progress.
         # Forget them: their uncommitted messages will be processed again by the new owner.
-        for tp in partitions:
-            pending.pop((tp.topic, tp.partition), None)
+        pending.clear()
 
-    consumer.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
+    # No on_assign: a partition we are given starts at the group's committed offset, and nothing
+    # we remember is stale by then (revoke and lost both cleared it).
+    consumer.subscribe([topic], on_revoke=on_revoke, on_lost=on_lost)
     try:
         while not should_stop():
             msg = consumer.poll(0.5)
-            if msg is None:
-                continue
-            if msg.error():
-                if msg.error().fatal():
-                    raise KafkaException(msg.error())
+            if msg is None or msg.error():
+                # Nothing, or an error event: those are informational (librdkafka reconnects and
+                # retries by itself). Either way, back to should_stop().
                 continue
             process(msg)
-            pending[(msg.topic(), msg.partition())] = msg.offset() + 1
             processed_since_commit += 1
+            pending[(msg.topic(), msg.partition())] = msg.offset() + 1
             if processed_since_commit >= commit_every:
                 # Batching commits: one broker round trip per batch, not per message. The price is
                 # that a crash repeats at most one batch; a rebalance repeats nothing (on_revoke).

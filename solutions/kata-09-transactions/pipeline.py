@@ -52,27 +52,29 @@ def _process_batch(consumer: Consumer, producer: Producer, batch: list[Message],
                    process: Callable[[Message], None]) -> None:
     producer.begin_transaction()
     try:
-        next_offsets: dict[tuple[str, int], int] = {}
         for msg in batch:
             if msg.error():
                 raise KafkaException(msg.error())
             producer.produce(output_topic, key=msg.key(), value=transform(msg.value()))
             process(msg)
-            # A committed offset is the *next* record to read, not the last one processed.
-            next_offsets[(msg.topic(), msg.partition())] = msg.offset() + 1
         # The heart of exactly-once: the input offsets are written by the transaction coordinator,
         # atomically with the output. The group metadata lets the broker reject the commit if this
         # consumer has lost its partitions to a rebalance in the meantime.
         producer.send_offsets_to_transaction(
-            [TopicPartition(topic, partition, offset) for (topic, partition), offset in next_offsets.items()],
+            [TopicPartition(topic, partition, offset) for (topic, partition), offset in _next_offsets(batch).items()],
             consumer.consumer_group_metadata())
         producer.commit_transaction()
-    except Exception as exc:
-        if isinstance(exc, KafkaException) and exc.args[0].fatal():
-            # Fenced (another instance owns this transactional.id now) or otherwise unusable:
-            # the broker has already aborted our transaction and no call can succeed. Stop.
-            raise
+    except Exception:
         # Output and offsets disappear together: read_committed readers never see this batch, and
         # the group's offsets still point at its first record, so it is read again after a restart.
+        # After a fatal error (fenced: another instance owns this transactional.id now) there is
+        # nothing left to abort: abort_transaction() raises that same fatal error, which is what
+        # the caller must see, and this instance stops either way.
         producer.abort_transaction()
         raise
+
+
+def _next_offsets(batch: list[Message]) -> dict[tuple[str, int], int]:
+    # A committed offset is the *next* record to read, not the last one processed; within a
+    # partition the batch is in offset order, so the last record of each partition wins.
+    return {(msg.topic(), msg.partition()): msg.offset() + 1 for msg in batch}

@@ -1,9 +1,8 @@
 """kata-10 reference solution: a retention policy per use, and a table rebuilt from a compacted topic."""
 
-import time
 import uuid
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 DAY_MS = 24 * 3600 * 1000
@@ -20,7 +19,7 @@ def retention_configs(metrics_max_bytes: int) -> dict[str, dict[str, str]]:
         # the size bound, or a partition can hold up to bound + one segment before anything goes.
         "metrics": {"cleanup.policy": "delete", "retention.ms": str(3 * DAY_MS),
                     "retention.bytes": str(metrics_max_bytes),
-                    "segment.bytes": str(max(1024 * 1024, metrics_max_bytes // 4))},
+                    "segment.bytes": str(metrics_max_bytes // 4)},  # >= 1 MiB, the broker's minimum
         # Only the latest profile per user matters, for as long as the user exists: compaction
         # keeps the last record of each key, and a tombstone removes the key for good.
         "profiles": {"cleanup.policy": "compact"},
@@ -32,17 +31,17 @@ def retention_configs(metrics_max_bytes: int) -> dict[str, dict[str, str]]:
 
 def create_retention_topics(bootstrap_servers: str, topics: dict[str, str], metrics_max_bytes: int) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap_servers})
-    configs = retention_configs(metrics_max_bytes)
-    new = [NewTopic(name, num_partitions=1, replication_factor=1, config=configs[scenario])
-           for scenario, name in topics.items()]
-    for future in admin.create_topics(new).values():
+    futures = admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1,
+                                            config=retention_configs(metrics_max_bytes)[scenario])
+                                   for scenario, name in topics.items()])
+    for future in futures.values():
         future.result(timeout=TIMEOUT_S)  # raise the broker's reason if one was refused
 
 
 def build_table(bootstrap_servers: str, topic: str) -> dict[str, str]:
-    # A fresh, never-committing consumer: the table is rebuilt from the start every time.
-    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": f"table-{uuid.uuid4().hex}",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    # A fresh group every call: the table is rebuilt from the beginning every time, and
+    # nothing it may commit under that group is ever read again.
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": f"table-{uuid.uuid4().hex}"})
     try:
         md = consumer.list_topics(topic, timeout=10).topics[topic]
         if md.error:
@@ -54,12 +53,13 @@ def build_table(bootstrap_servers: str, topic: str) -> dict[str, str]:
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
             if high > low:
                 ends[p] = high
-        consumer.assign([TopicPartition(topic, p, 0) for p in ends])
+        # The beginning is the log start offset, not offset 0: retention or deleted records may
+        # have removed the first offsets (reading offset 0 would then be "out of range").
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
         table: dict[str, str] = {}
-        deadline = time.monotonic() + TIMEOUT_S
+        # No deadline of its own: every partition's end exists and is reached once the broker
+        # has delivered everything before it; a caller that needs a bound can run this in a thread.
         while ends:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"could not read {topic} to its end within {TIMEOUT_S:.0f}s")
             msg = consumer.poll(0.2)
             if msg is None:
                 pass
@@ -72,7 +72,7 @@ def build_table(bootstrap_servers: str, topic: str) -> dict[str, str]:
                     table.pop(key, None)
                 else:
                     # Records of one key are in offset order within their partition: the
-                    # last one read is the current value.
+                    # last one read is the current value (whatever its timestamp says).
                     table[key] = msg.value().decode("utf-8")
             for tp in consumer.position([TopicPartition(topic, p) for p in ends]):
                 if tp.offset >= ends[tp.partition]:

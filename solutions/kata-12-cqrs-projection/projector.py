@@ -5,6 +5,7 @@ measured from it."""
 import json
 import sqlite3
 import uuid
+from contextlib import closing, suppress
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
@@ -18,91 +19,74 @@ CREATE TABLE IF NOT EXISTS applied_offsets (
 
 
 def open_db(db_path: str) -> sqlite3.Connection:
-    # isolation_level=None: no implicit transactions; we say BEGIN and COMMIT ourselves,
-    # so the boundary of "applied" is exactly where we put it.
-    db = sqlite3.connect(db_path, isolation_level=None, timeout=30)
+    # Python's sqlite3 opens a transaction before the first write; `with db:` commits it (or
+    # rolls it back if anything raised). timeout: a reader of the read model may hold a lock
+    # for a moment; wait for it rather than fail.
+    db = sqlite3.connect(db_path, timeout=30)
     db.executescript(SCHEMA)
     return db
 
 
-def apply_once(db: sqlite3.Connection, msg) -> bool:
+def apply_event(db: sqlite3.Connection, msg) -> bool:
     """Apply one event unless the read model already has it. True if it was applied."""
-    event = json.loads(msg.value())
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        row = db.execute("SELECT next_offset FROM applied_offsets WHERE topic = ? AND partition = ?",
-                         (msg.topic(), msg.partition())).fetchone()
-        # A partition is applied in offset order, so "offset below the stored next offset"
-        # means "already in the read model": a redelivery after a crash or a rewind.
-        if row is not None and msg.offset() < row[0]:
-            db.execute("ROLLBACK")
-            return False
+    row = db.execute("SELECT next_offset FROM applied_offsets WHERE topic = ? AND partition = ?",
+                     (msg.topic(), msg.partition())).fetchone()
+    # A partition is applied in offset order, so "offset below the stored next offset"
+    # means "already in the read model": a redelivery after a crash or a rewind.
+    if row is not None and msg.offset() < row[0]:
+        return False
+    with db:  # one transaction: the totals and the offset are committed together, or neither
+        event = json.loads(msg.value())
         db.execute("INSERT INTO customer_totals (customer, orders, amount) VALUES (?, 1, ?) "
                    "ON CONFLICT (customer) DO UPDATE SET orders = orders + 1, amount = amount + excluded.amount",
                    (event["customer"], event["amount"]))
-        # Same transaction as the totals: both survive a crash, or neither does.
         db.execute("INSERT INTO applied_offsets (topic, partition, next_offset) VALUES (?, ?, ?) "
                    "ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
                    (msg.topic(), msg.partition(), msg.offset() + 1))
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
     return True
 
 
 def run_projector(bootstrap_servers: str, topic: str, group_id: str, db_path: str, consumer_config: dict,
                   process, should_stop) -> None:
-    db = open_db(db_path)
-    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": group_id,
-                         "auto.offset.reset": "earliest",
-                         # We commit after the read model has the event, never before.
-                         "enable.auto.commit": False,
-                         **consumer_config})
-    try:
-        consumer.subscribe([topic])
-        while not should_stop():
-            msg = consumer.poll(0.5)
-            if msg is None:
-                continue
-            if msg.error():
-                if msg.error().fatal():
-                    raise KafkaException(msg.error())
-                continue
-            if apply_once(db, msg):
-                process(msg)
-            # A crash right here redelivers this event; apply_once will skip it. Skipped
-            # events are committed too, so the group's position moves past them.
-            try:
-                consumer.commit(message=msg, asynchronous=False)
-            except KafkaException as exc:
-                # A commit refused during a rebalance only means this event may come again,
-                # and the read model already knows to skip it. Only a fatal error stops us.
-                if exc.args[0].fatal():
-                    raise
-    finally:
-        consumer.close()
-        db.close()
+    with closing(open_db(db_path)) as db:
+        consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": group_id,
+                             "auto.offset.reset": "earliest",
+                             # We commit after the read model has the event, never before.
+                             "enable.auto.commit": False,
+                             **consumer_config})
+        try:
+            consumer.subscribe([topic])
+            while not should_stop():
+                msg = consumer.poll(0.5)
+                if msg is None:
+                    continue
+                if msg.error():
+                    continue  # transient (a broker went away...): librdkafka recovers on its own
+                if apply_event(db, msg):
+                    process(msg)
+                # A crash right here redelivers this event; apply_event will skip it. Skipped
+                # events are committed too, so the group's position moves past them.
+                # A commit refused during a rebalance only means this event may come again, and
+                # the read model already knows to skip it.
+                with suppress(KafkaException):
+                    consumer.commit(message=msg, asynchronous=False)
+        finally:
+            consumer.close()  # leaves the group now, instead of when the session times out
+
+
+def applied_offsets(db_path: str, topic: str) -> dict[int, int]:
+    with closing(open_db(db_path)) as db:
+        return dict(db.execute("SELECT partition, next_offset FROM applied_offsets WHERE topic = ?",
+                               (topic,)).fetchall())
 
 
 def projection_lag(bootstrap_servers: str, topic: str, group_id: str, db_path: str) -> dict[int, int]:
-    db = open_db(db_path)
-    try:
-        applied = dict(db.execute("SELECT partition, next_offset FROM applied_offsets WHERE topic = ?",
-                                  (topic,)).fetchall())
-    finally:
-        db.close()
     # Lag of the read model: what the topic has minus what the database applied. The
     # group's committed offsets (group_id) can trail the database after a crash, so they
     # are not used. A throwaway group id only because librdkafka requires one.
-    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": f"lag-probe-{uuid.uuid4()}"})
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        lag = {}
-        for p in sorted(partitions):
-            high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            # Nothing applied yet from p: the projector starts at the beginning, offset 0.
-            lag[p] = max(high - applied.get(p, 0), 0)
-        return lag
-    finally:
-        consumer.close()
+    applied = applied_offsets(db_path, topic)
+    with closing(Consumer({"bootstrap.servers": bootstrap_servers, "group.id": f"lag-probe-{uuid.uuid4()}"})) as c:
+        partitions = c.list_topics(topic, timeout=10).topics[topic].partitions
+        # Nothing applied yet from p: the projector starts at the beginning, offset 0.
+        return {p: max(c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] - applied.get(p, 0), 0)
+                for p in sorted(partitions)}

@@ -14,7 +14,6 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 
 OPS = {"INSERT": "c", "UPDATE": "u", "DELETE": "d"}
 BATCH = 100          # rows per Kafka transaction
-TAIL_WINDOW = 200    # records read per step when looking for the last relayed row
 IDLE_POLL_S = 0.1    # how often an idle relay looks at the table again
 
 
@@ -33,36 +32,33 @@ def last_relayed_id(bootstrap_servers: str, topic: str) -> int:
     """The highest outbox id committed to the topic (0 if none).
 
     Rows are sent in id order to one partition and each batch commits before the next
-    begins, so every row up to this id is in the topic.
+    begins, so every row up to this id is in the topic. (Reading the whole partition keeps
+    this simple; a relay with a long history would start near the end instead.)
     """
     consumer = Consumer({
         "bootstrap.servers": bootstrap_servers,
-        "group.id": "outbox-relay-readback",  # required by the client; this consumer never commits
-        "enable.auto.commit": False,
+        # Required by the client. This consumer only assign()s and reads: whatever it might
+        # auto-commit for this throwaway group is never read by anyone.
+        "group.id": "outbox-relay-readback",
         # Only committed transactions count: an aborted batch was never delivered.
         "isolation.level": "read_committed",
+        # Tells us when we have read everything there is (up to the last stable offset).
         "enable.partition.eof": True,
     })
     try:
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
-        start = high
-        # Read the tail, stepping back while a window holds only aborted records and markers.
-        while start > low:
-            start = max(low, start - TAIL_WINDOW)
-            consumer.assign([TopicPartition(topic, 0, start)])
-            last = None
-            while True:
-                msg = consumer.poll(10)
-                if msg is None:
-                    raise RuntimeError(f"timed out reading the tail of {topic}")
-                if msg.error():
-                    if msg.error().code() == KafkaError._PARTITION_EOF:
-                        break
-                    raise KafkaException(msg.error())
-                last = json.loads(msg.value())["source"]["outbox_id"]
-            if last is not None:
-                return last
-        return 0
+        # A concrete start offset saves the client a round of offset lookups.
+        low, _high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+        consumer.assign([TopicPartition(topic, 0, low)])
+        last = 0
+        while True:
+            msg = consumer.poll(10)
+            if msg is None:
+                raise RuntimeError(f"timed out reading {topic}")
+            if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    return last
+                raise KafkaException(msg.error())
+            last = json.loads(msg.value())["source"]["outbox_id"]
     finally:
         consumer.close()
 
@@ -99,9 +95,10 @@ def relay_outbox(bootstrap_servers: str, db_path: str, topic: str, transactional
                 # Returns only when every record of the batch is written and committed.
                 producer.commit_transaction(30)
             except KafkaException as exc:
-                if exc.args[0].txn_requires_abort():
-                    producer.abort_transaction(30)
-                # Not delivered, so not marked: a restarted relay sends these rows again.
+                # End the failed transaction now: left open, it would wait (and make the next
+                # init_transactions() wait) for the broker to time it out. Not delivered, so not
+                # marked: a restarted relay sends these rows again.
+                producer.abort_transaction(30)
                 raise RuntimeError(f"Kafka refused outbox rows {rows[0][0]}..{rows[-1][0]}: {exc}") from exc
             for _, event in events:
                 process(event)

@@ -11,16 +11,13 @@ class InvalidOrder(ValueError):
 
 
 def parse_order(value: bytes | None) -> dict:
-    if value is None:
-        raise InvalidOrder("the record has no value")
-    order = json.loads(value)  # raises on bytes that are not UTF-8 JSON
-    if not isinstance(order, dict):
-        raise InvalidOrder(f"expected a JSON object, got {type(order).__name__}")
-    if not isinstance(order.get("order_id"), str):
-        raise InvalidOrder("missing or non-string field 'order_id'")
-    amount = order.get("amount")
-    if isinstance(amount, bool) or not isinstance(amount, (int, float)):
-        raise InvalidOrder("missing or non-numeric field 'amount'")
+    # json.loads raises for a record without a value and for bytes that are not UTF-8 JSON.
+    order = json.loads(value)
+    amount = order.get("amount") if isinstance(order, dict) else None
+    # In Python, True is an int; in JSON, true is not a number.
+    if not (isinstance(order, dict) and isinstance(order.get("order_id"), str)
+            and isinstance(amount, (int, float)) and not isinstance(amount, bool)):
+        raise InvalidOrder("not an order: a JSON object with a string order_id and a numeric amount")
     return order
 
 
@@ -29,10 +26,11 @@ def dead_letter(producer: Producer, dlq_topic: str, msg, exc: Exception) -> None
     failures = []
     producer.produce(
         dlq_topic,
-        # The original bytes, untouched: whoever repairs the record needs what was really sent.
+        # The original record, untouched: key, value bytes and its own headers. Whoever repairs or
+        # replays it needs what was really sent (a trace id in a header, the exact bytes).
         key=msg.key(),
         value=msg.value(),
-        headers=[
+        headers=(msg.headers() or []) + [
             ("dlq.original.topic", msg.topic().encode()),
             ("dlq.original.partition", str(msg.partition()).encode()),
             ("dlq.original.offset", str(msg.offset()).encode()),
@@ -45,12 +43,13 @@ def dead_letter(producer: Producer, dlq_topic: str, msg, exc: Exception) -> None
     # has it. Poison pills are rare, so waiting here costs little.
     remaining = producer.flush(30)
     if remaining or failures:
-        raise KafkaException(failures[0] if failures else f"DLQ write to {dlq_topic} timed out")
+        raise KafkaException(f"DLQ write to {dlq_topic} failed: {failures or 'timed out'}")
 
 
 def consume_with_dead_letters(bootstrap_servers: str, topic: str, group_id: str, dlq_topic: str,
                               consumer_config: dict, process: Callable[[dict], None],
                               should_stop: Callable[[], bool]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap_servers})
     consumer = Consumer({
         "bootstrap.servers": bootstrap_servers,
         "group.id": group_id,
@@ -59,18 +58,14 @@ def consume_with_dead_letters(bootstrap_servers: str, topic: str, group_id: str,
         "enable.auto.commit": False,
         **consumer_config,
     })
-    # Idempotent: a retried DLQ write cannot create a second copy.
-    producer = Producer({"bootstrap.servers": bootstrap_servers, "enable.idempotence": True})
     consumer.subscribe([topic])
     try:
+        # A short poll timeout: should_stop() is looked at twice a second even when no record comes.
         while not should_stop():
             msg = consumer.poll(0.5)
-            if msg is None:
+            # Consumer errors are informational (the client recovers by itself): not records.
+            if msg is None or msg.error():
                 continue
-            if msg.error():
-                if msg.error().fatal():
-                    raise KafkaException(msg.error())
-                continue  # informational (e.g. partition EOF)
             try:
                 process(parse_order(msg.value()))
             except Exception as exc:  # any failure of this one record makes it a poison pill
@@ -81,5 +76,6 @@ def consume_with_dead_letters(bootstrap_servers: str, topic: str, group_id: str,
             # so a dead-lettered record is never dead-lettered twice.
             consumer.commit(message=msg, asynchronous=False)
     finally:
+        # Leave the group at once (its partitions go to the other members now, not after the
+        # session timeout). Every DLQ write was already confirmed: the producer holds nothing.
         consumer.close()
-        producer.flush(10)

@@ -7,7 +7,8 @@ def producer_config() -> dict:
     return {
         # Wait up to 20 ms for more records before closing a batch: one Produce request then carries
         # hundreds of records instead of one or two, and the fixed cost per request is paid once.
-        # flush() sends at once regardless, so the wait only applies while records keep coming.
+        # flush() sends at once regardless, so the wait only applies while records keep coming. (A burst
+        # like the checks' fills batches before any linger runs out; records that trickle in need it.)
         "linger.ms": 20,
         # Let one partition's batch hold ~256 KiB. A tiny batch.size closes batches after a record or
         # two no matter how long they linger.
@@ -16,9 +17,9 @@ def producer_config() -> dict:
         # big batch shrinks a lot, on the wire and on the broker's disk. zstd squeezes most; lz4 and
         # snappy use less CPU and still win by several times here.
         "compression.type": "zstd",
-        # Durability is not the price of speed: keep waiting for all in-sync replicas...
-        "acks": "all",
-        # ...and let the broker de-duplicate and order retried batches by (producer id, sequence).
+        # Durability is not the price of speed: acks stays at librdkafka's default, all (every in-sync
+        # replica has the batch before the broker answers), which idempotence requires. Idempotence
+        # lets the broker de-duplicate and order retried batches by (producer id, sequence).
         # That is what makes up to 5 requests in flight safe for per-key order (librdkafka's cap with
         # idempotence, set automatically).
         "enable.idempotence": True,
