@@ -8,19 +8,9 @@ each record, the committed offset of its partition is exactly its offset + 1.
 """
 
 import pytest
-from _kata04_offsets import (
-    Committed,
-    differ,
-    direction,
-    expected_commits,
-    make_topic,
-    precommit,
-    records_between,
-    show,
-    show_records,
-    total,
-)
-from _kata04_support import (
+
+from grader.checklib import explain
+from grader.commitkit import (
     HOLD_S,
     STOP_LIMIT_S,
     committed_while_busy,
@@ -37,8 +27,18 @@ from _kata04_support import (
     watch_while_held,
     workdir,
 )
-
-from grader.checklib import explain
+from grader.commitoffsets import (
+    Committed,
+    differ,
+    direction,
+    expected_commits,
+    make_topic,
+    precommit,
+    records_between,
+    show,
+    show_records,
+    total,
+)
 
 FUNCTION = "consume"  # the contract of kata-04's stub
 

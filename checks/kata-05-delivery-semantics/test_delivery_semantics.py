@@ -16,19 +16,9 @@ whose process() returned.
 """
 
 import pytest
-from _kata05_offsets import (
-    Committed,
-    differ,
-    direction,
-    expected_commits,
-    make_topic,
-    precommit,
-    records_between,
-    show,
-    show_records,
-    total,
-)
-from _kata05_support import (
+
+from grader.checklib import explain
+from grader.commitkit import (
     HOLD_S,
     STOP_LIMIT_S,
     committed_while_busy,
@@ -45,8 +35,18 @@ from _kata05_support import (
     watch_while_held,
     workdir,
 )
-
-from grader.checklib import explain
+from grader.commitoffsets import (
+    Committed,
+    differ,
+    direction,
+    expected_commits,
+    make_topic,
+    precommit,
+    records_between,
+    show,
+    show_records,
+    total,
+)
 
 AT_MOST_ONCE = "consume_at_most_once"
 AT_LEAST_ONCE = "consume_at_least_once"

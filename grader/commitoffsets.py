@@ -1,5 +1,5 @@
-"""Topics of numbered records and the group's committed offsets, for the kata-05 checks (see
-_kata05_support.py): every helper takes the partition layout as data."""
+"""Topics of numbered records and the group's committed offsets, for the commit katas (see
+grader/commitkit.py): every helper takes the partition layout as data."""
 
 from __future__ import annotations
 
