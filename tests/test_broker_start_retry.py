@@ -4,7 +4,7 @@ second slow start says what was slow; its JVMs never outlive the attempt."""
 import pytest
 from conftest import kafka_jvms
 
-from grader.broker import local
+from grader.broker import base, local
 
 pytestmark = pytest.mark.broker
 
@@ -27,6 +27,19 @@ def test_a_living_broker_that_answers_late_is_not_called_dead(monkeypatch):
     answers = iter([False, True])
     broker = local.LocalBroker.__new__(local.LocalBroker)
     monkeypatch.setattr(local.LocalBroker, "process_alive", lambda self: True)
-    monkeypatch.setattr(local, "metadata_answers", lambda servers, timeout: next(answers))
+    monkeypatch.setattr(base, "metadata_answers", lambda servers, timeout: next(answers))
     broker.bootstrap_servers = "127.0.0.1:1"
     assert broker.alive()
+
+
+def test_an_outside_cluster_that_answers_late_is_not_called_dead(monkeypatch):
+    """`--bootstrap-servers` under load (a class grading at once): one slow metadata answer is not a death."""
+    asked = []
+    monkeypatch.setattr(base, "metadata_answers", lambda servers, timeout: asked.append(timeout) or len(asked) == 3)
+    assert base.Broker("127.0.0.1:1", "external").alive()
+    assert asked == [5.0, 10.0, 15.0]
+
+
+def test_an_outside_cluster_that_never_answers_is_dead(monkeypatch):
+    monkeypatch.setattr(base, "metadata_answers", lambda servers, timeout: False)
+    assert not base.Broker("127.0.0.1:1", "external").alive()

@@ -1,156 +1,201 @@
 """Hidden checks for kata-04 (manual commit). Never shown to learners.
 
-Each check runs the learner's consume() in a child process on a 3-partition topic of numbered
-records, kills it (SIGKILL) right after a process() call or in the middle of one, starts it again,
-and compares what process() received in both runs with the group's committed offsets on the broker.
+Each check runs the learner's consume() in child processes on a topic of numbered records (several
+partitions, some empty, some already committed for the group before the run), kills it (SIGKILL)
+right after a process() call or in the middle of one, starts it again, and compares what process()
+received in every run with the group's committed offsets on the broker, partition by partition: after
+each record, the committed offset of its partition is exactly its offset + 1.
 """
+
+import pytest
 
 from grader.kit import explain
 from grader.kit.commit import (
     HOLD_S,
-    PARTITIONS,
-    Committed,
-    all_records,
+    STOP_LIMIT_S,
+    committed_while_busy,
     duplicates,
+    fence,
     finish,
-    make_topic,
+    out_of_order,
     processed,
-    resume_at,
-    show,
-    show_records,
     start,
-    start_holding,
-    total,
+    stop_in_time,
     wait_crash,
     wait_hold,
+    wait_records,
     watch_while_held,
+    workdir,
+)
+from grader.kit.commitoffsets import (
+    Committed,
+    differ,
+    direction,
+    expected_commits,
+    make_topic,
+    precommit,
+    records_between,
+    show,
+    show_records,
+    total,
 )
 
-CRASH_AFTER = 10
-HOLD_AT = 11
 FUNCTION = "consume"  # the contract of kata-04's stub
 
-
-def _check_final_commit(watcher, ends, did):
-    committed = watcher.read()
-    if committed != ends:
-        explain(did=did, saw=f"committed offsets {show(committed)}; the partitions end at {show(ends)}",
-                expected="the committed offset of every partition equal to its end offset once everything was "
-                "processed",
-                nudge="with auto-commit off, the group remembers only what your code commits. And a committed "
-                "offset names the next record to read, not the last one read.")
+COMMIT_NUDGE = "commit each record, for its own partition, once process() has returned for it, and nothing else."
 
 
-def test_clean_run_commits_what_it_processed(kafka, impl_path, tmp_path):
-    """Without a crash, every record is processed once and the committed offsets reach the end of each partition."""
-    topic, ends = make_topic(kafka)
+@pytest.fixture
+def wd(tmp_path):
+    with workdir(tmp_path) as path:
+        yield path
+
+
+def _layout(kafka, counts, pre):
+    topic, ends = make_topic(kafka, counts)
     group = kafka.unique("group")
-    watcher = Committed(kafka, group, topic)
-    did = (f"ran consume() in a child process on a {PARTITIONS}-partition topic holding {total(ends)} records, "
-           "waited until process() had seen them all, then made should_stop() return True")
-    run = start(impl_path, tmp_path, kafka, topic, group, "clean", FUNCTION)
+    if pre:
+        precommit(kafka, group, topic, pre)
+    start_at = {p: pre.get(p) for p in ends}
+    return topic, ends, group, Committed(kafka, group, topic, len(counts)), start_at
+
+
+def _describe(ends, pre) -> str:
+    parts = ", ".join(f"p{p}: {n} records" + (f", committed at {pre[p]}" if p in pre else "") for p, n in ends.items())
+    return f"a {len(ends)}-partition topic ({parts})"
+
+
+def _check_commits(watcher, want, did, when, processed_text):
+    got = watcher.read()
+    wrong = differ(got, want)
+    if wrong:
+        explain(did=did, saw=f"{when}, committed offsets {show(got)} ({processed_text}); partitions {wrong} differ",
+                expected=f"committed offsets {show(want)}: for every partition, the offset after the last record "
+                "processed, and nothing where nothing was processed",
+                nudge=direction(got, want) + COMMIT_NUDGE)
+    return got
+
+
+def _check_run(records, expected, did, label):
+    dupes = duplicates(records)
+    if dupes:
+        explain(did=did, saw=f"{label}: process() received {show_records(dupes)} more than once",
+                expected="each record handed to process() once per run", seen_in="your process() calls")
+    bad_order = out_of_order(records)
+    if bad_order:
+        explain(did=did, saw=f"{label}: process() received {show_records(bad_order)} after a later offset of the "
+                "same partition", expected="each partition's records processed in offset order, as received",
+                seen_in="your process() calls")
+    extra = set(records) - expected
+    if extra:
+        explain(did=did, saw=f"{label}: process() received {show_records(extra)}, which the group had already "
+                "committed", expected="a consumer of the group starts each partition at its committed offset",
+                nudge="does your code move the position somewhere other than where the group left off?",
+                seen_in="your process() calls")
+
+
+def test_clean_run_commits_what_it_processed(kafka, impl_path, wd):
+    """Without a crash, every record from the committed offsets on is processed once and committed exactly; a
+    second instance with the same member id fences the first, which ends with an error."""
+    pre = {0: 3, 1: 9}  # partition 1 is caught up; 2 is empty; 3 has never been committed
+    topic, ends, group, watcher, start_at = _layout(kafka, [8, 9, 0, 7], pre)
+    expected = records_between(start_at, ends)
+    did = (f"ran consume() in a child process on {_describe(ends, pre)} and waited until process() had seen "
+           f"the {len(expected)} records after the committed offsets")
+    run = start(impl_path, wd, kafka, topic, group, "clean", FUNCTION)
     try:
-        finish(run, all_records(ends), [], did)
-        records = processed(run, did)
+        records = finish(run, kafka, group, topic, ends, expected, [], did, stop=False)
+        missing = expected - set(records)
+        if missing:
+            explain(did=did, saw=f"process() never received {show_records(missing)}",
+                    expected=f"all {len(expected)} records from the committed offsets (or, where the group has none, "
+                    "from the first record) to the end handed to process()",
+                    nudge="where does a consumer of a group start a partition that has a committed offset, and one "
+                    "that has none?", seen_in="your process() calls")
+        _check_run(records, expected, did, "in a run without failures")
+        _check_commits(watcher, expected_commits(start_at, records), did, "with every record processed",
+                       f"{len(records)} records processed")
+        did = fence(run, kafka, group, topic, did)
     finally:
         run.close()
-    missing = all_records(ends) - set(records)
-    if missing:
-        explain(did=did, saw=f"process() never received {show_records(missing)}",
-                expected=f"all {total(ends)} records handed to process()",
-                nudge="a new group has no committed offsets: where does librdkafka start reading then?")
-    if duplicates(records):
-        explain(did=did, saw=f"process() received {show_records(duplicates(records))} more than once, without "
-                "any crash", expected="each record processed exactly once in a run without failures")
-    _check_final_commit(watcher, ends, did)
+    _check_commits(watcher, expected_commits(start_at, records), did, "after it ended",
+                   f"{len(records)} records processed")
 
 
-def test_restart_after_crash_resumes_at_last_commit(kafka, impl_path, tmp_path):
-    """Killed right after processing a record, then restarted: it resumes at its last commit and loses nothing."""
-    topic, ends = make_topic(kafka)
-    group = kafka.unique("group")
-    watcher = Committed(kafka, group, topic)
-    did = (f"ran consume() in a child process on {total(ends)} records in {PARTITIONS} partitions and SIGKILLed it "
-           f"right after its {CRASH_AFTER}th process() call returned, before any more of your code ran")
-    first = start(impl_path, tmp_path, kafka, topic, group, "first", FUNCTION, crash_after=CRASH_AFTER)
+def test_restart_after_crash_resumes_at_last_commit(kafka, impl_path, wd):
+    """Killed right after processing a record, twice, then restarted: it resumes at its last commit each time."""
+    pre = {2: 4}
+    topic, ends, group, watcher, start_at = _layout(kafka, [10, 0, 9, 8], pre)
+    expected = records_between(start_at, ends)
+    did = (f"ran consume() in a child process on {_describe(ends, pre)}, SIGKILLed it right after its 9th "
+           "process() call returned (before any more of your code ran), started it again with the same group id "
+           "and SIGKILLed it right after its 6th")
+    done: list = []
+    crashed: list = []
+    for n, crash_after in enumerate((9, 6), 1):
+        run = start(impl_path, wd, kafka, topic, group, f"run-{n}", FUNCTION, crash_after=crash_after)
+        try:
+            records = wait_crash(run, kafka, group, topic, ends, crash_after, did)
+        finally:
+            run.close()
+        label = "the first run" if n == 1 else "the restarted run"
+        if n == 2:
+            first: dict = {}
+            for p, o in records:
+                first.setdefault(p, o)
+            if any(o != (start_at[p] or 0) for p, o in first.items()):
+                explain(did=did, saw=f"the restarted consumer began at {show(first)} while the committed offsets "
+                        f"were {show(start_at)}", expected="the restart to resume exactly at the committed offsets",
+                        nudge="a consumer in a group starts each partition at the group's committed offset. Does your "
+                        "code move the position somewhere else?", seen_in="your process() calls")
+        _check_run(records, records_between(start_at, ends), did, label)
+        crashed.append(records[-1])
+        start_at = _check_commits(watcher, expected_commits(start_at, records, not_committed=records[-1]), did,
+                                  f"right after the kill of {label}",
+                                  f"{label} processed {show_records(records)}, the kill coming right after "
+                                  f"p{records[-1][0]}@{records[-1][1]}")
+        done += records
+
+    did += ", then started it a third time and let it catch up"
+    # No partition-EOF events in this run: its stop, once idle, is timed (an EOF would wake a long poll()).
+    run = start(impl_path, wd, kafka, topic, group, "run-3", FUNCTION, eof=False)
     try:
-        wait_crash(first, CRASH_AFTER, did)
-        before = processed(first, did)
+        again = finish(run, kafka, group, topic, ends, expected, done, did, own=records_between(start_at, ends))
     finally:
-        first.close()
-    crashed = before[-1]
-    after_crash = watcher.read()
-    expected_resume = {p: max([o + 1 for q, o in before if q == p], default=0) for p in range(PARTITIONS)}
-    expected_resume[crashed[0]] = crashed[1]  # processed, but killed before its commit could run
-    # As the learner would read it: "none" where nothing was processed (a restart starts those at 0 anyway).
-    shown_resume = {p: (off if off or p in {q for q, _ in before} else None) for p, off in expected_resume.items()}
-    resume = resume_at(after_crash)
-    ahead = {p: off for p, off in resume.items() if off > expected_resume[p]}
-    behind = {p: off for p, off in resume.items() if off < expected_resume[p]}
-    if ahead.get(crashed[0]) == crashed[1] + 1 and len(ahead) == 1:
-        explain(did=did, saw=f"the record being processed when the consumer died (partition {crashed[0]}, offset "
-                f"{crashed[1]}) was already committed: committed offsets {show(after_crash)}",
-                expected=f"partition {crashed[0]} committed up to offset {crashed[1]}: the kill came before any of "
-                "your code after process() could run, so a commit made after processing could not have happened",
-                nudge="if the commit happens before process() finishes, what becomes of that record when the "
-                "crash comes in the middle of process() instead of right after it?")
-    if ahead:
-        explain(did=did, saw=f"committed offsets {show(after_crash)} although process() had only received "
-                f"{show_records(before)}",
-                expected=f"nothing committed beyond what was processed ({show(shown_resume)})",
-                nudge="a committed offset tells a restarted consumer 'everything before this is done'.")
-    if behind:
-        redo = [(p, o) for p, o in before if o >= resume[p] and (p, o) != crashed]
-        explain(did=did, saw=f"committed offsets {show(after_crash)} after {len(before)} records were processed, "
-                f"so a restart would process {show_records(redo)} a second time",
-                expected=f"every processed record committed except the one killed before its commit: "
-                f"{show(shown_resume)}",
-                nudge="the group only remembers what your consumer commits, and only once the commit has reached "
-                "the broker. When does your code commit?")
-
-    did_restart = did + ", then started consume() again with the same group id"
-    second = start(impl_path, tmp_path, kafka, topic, group, "second", FUNCTION)
-    try:
-        finish(second, all_records(ends), before, did_restart)
-        again = processed(second, did_restart)
-    finally:
-        second.close()
-    missing = all_records(ends) - set(before) - set(again)
+        run.close()
+    missing = expected - set(done) - set(again)
     if missing:
-        explain(did=did_restart, saw=f"neither run processed {show_records(missing)}",
-                expected="every record processed at least once across the two runs")
-    firsts = {}
-    for p, o in again:
-        firsts.setdefault(p, o)
-    wrong_start = {p: o for p, o in firsts.items() if o != resume[p]}
-    if wrong_start:
-        explain(did=did_restart, saw=f"the restarted consumer began at {show(firsts)} while the committed offsets "
-                f"were {show(after_crash)}", expected="the restart to resume exactly at the committed offsets",
-                nudge="a consumer in a group starts each partition at the group's committed offset. Does your "
-                "code move the position somewhere else?")
-    redone = sorted(set(before) & set(again))
-    if redone != [crashed]:
-        explain(did=did_restart, saw=f"the restarted consumer processed again {show_records(redone) or 'nothing'}",
-                expected=f"exactly the one record that was processed but not yet committed: p{crashed[0]}@{crashed[1]}",
-                nudge="which records are processed twice after a crash depends only on when you commit.")
-    _check_final_commit(watcher, ends, did_restart + " until it caught up, and stopped it")
+        explain(did=did, saw=f"no run processed {show_records(missing)}",
+                expected="every record processed at least once across the runs", seen_in="your process() calls")
+    redone = duplicates(done + again)
+    if redone != sorted(set(crashed)):
+        explain(did=did, saw=f"across the runs, process() received {show_records(redone) or 'nothing'} twice",
+                expected=f"exactly the records killed before their commit could run processed twice: "
+                f"{show_records(crashed)}", nudge="which records are processed twice after a crash depends only on "
+                "when you commit, and whether the commit has reached the broker before the next record.",
+                seen_in="your process() calls")
+    _check_commits(watcher, expected_commits(start_at, again), did + ", then stopped it", "after it returned",
+                   f"{len(again)} records processed in the last run")
 
 
-def test_crash_mid_processing_loses_nothing(kafka, impl_path, tmp_path):
+def test_crash_mid_processing_loses_nothing(kafka, impl_path, wd):
     """Killed in the middle of processing a record: that record is not committed, and the restart processes it."""
-    topic, ends = make_topic(kafka)
-    group = kafka.unique("group")
-    watcher = Committed(kafka, group, topic)
-    did = (f"ran consume() in a child process on {total(ends)} records in {PARTITIONS} partitions; its "
-           f"{HOLD_AT}th process() call did not return: it kept the record 'in processing' for up to "
-           f"{HOLD_S:.1f}s while the check watched the group's committed offsets, then the consumer was SIGKILLed "
-           "mid-processing")
-    first, hold_file = start_holding(impl_path, tmp_path, kafka, topic, group, "first", FUNCTION, HOLD_AT)
+    hold_at = 11
+    pre = {1: 2}
+    topic, ends, group, watcher, start_at = _layout(kafka, [7, 8, 9], pre)
+    expected = records_between(start_at, ends)
+    did = (f"ran consume() in a child process on {_describe(ends, pre)}; its {hold_at}th process() call did not "
+           f"return: it kept the record 'in processing' for {HOLD_S:.1f}s while the check watched the group's "
+           "committed offsets, then the consumer was SIGKILLed mid-processing")
+    first = start(impl_path, wd, kafka, topic, group, "first", FUNCTION, hold_at=hold_at)
     try:
-        partition, offset = wait_hold(first, hold_file, HOLD_AT, did)
+        partition, offset = wait_hold(first, kafka, group, topic, ends, hold_at, did)
+        before = processed(first, did, ends)
+        # Every record before the held one was committed before the next was taken: on the broker already.
+        _check_commits(watcher, expected_commits(start_at, before), did, "as the held process() call began",
+                       f"{len(before)} records processed before it")
         at_kill = watch_while_held(watcher, partition, offset, HOLD_S)
         first.kill()
-        before = processed(first, did)
     finally:
         first.close()
     if (at_kill.get(partition) or 0) > offset:
@@ -161,21 +206,50 @@ def test_crash_mid_processing_loses_nothing(kafka, impl_path, tmp_path):
                 "that record: after this crash a restart would skip it",
                 nudge="what does the broker hear about a record before your process() call returns? Think of "
                 "every way an offset can get committed, including ones librdkafka does on its own.")
+    _check_commits(watcher, expected_commits(start_at, before), did, "when it was killed",
+                   f"{len(before)} records processed, p{partition}@{offset} still in processing")
 
     did_restart = did + "; then started consume() again with the same group id"
-    second = start(impl_path, tmp_path, kafka, topic, group, "second", FUNCTION)
+    second = start(impl_path, wd, kafka, topic, group, "second", FUNCTION)
     try:
-        finish(second, all_records(ends), before, did_restart)
-        again = processed(second, did_restart)
+        again = finish(second, kafka, group, topic, ends, expected, before, did_restart,
+                       own=records_between(expected_commits(start_at, before), ends))
     finally:
         second.close()
     if (partition, offset) not in again:
         explain(did=did_restart, saw=f"the record being processed when the consumer died (partition {partition}, "
                 f"offset {offset}) never reached process() again: it is lost",
                 expected="the restarted consumer to process it: its processing never finished",
-                nudge="an offset should reach the group only once its record is done.")
-    missing = all_records(ends) - set(before) - set(again)
+                nudge="an offset should reach the group only once its record is done.",
+                seen_in="your process() calls")
+    missing = expected - set(before) - set(again)
     if missing:
         explain(did=did_restart, saw=f"neither run processed {show_records(missing)}",
-                expected="every record processed at least once across the two runs")
-    _check_final_commit(watcher, ends, did_restart + " until it caught up, and stopped it")
+                expected="every record processed at least once across the two runs", seen_in="your process() calls")
+    if duplicates(before + again):
+        explain(did=did_restart, saw=f"process() received {show_records(duplicates(before + again))} in both runs",
+                expected="only the record in processing at the kill processed again: the others were committed",
+                seen_in="your process() calls")
+    _check_commits(watcher, expected_commits(start_at, before + again), did_restart + ", then stopped it",
+                   "after it returned", f"{len(again)} records processed in the second run")
+
+
+def test_busy_consumer_commits_in_step_and_stops_promptly(kafka, impl_path, wd):
+    """While busy, every record is committed before the next; asked to stop, it returns within about a second."""
+    topic, ends, group, watcher, start_at = _layout(kafka, [10000, 10000], {})
+    did = (f"ran consume() in a child process on {_describe(ends, {})} ({total(ends)} records: more than it can "
+           "process in a few seconds) and, while it was busy, compared what process() had received with the "
+           "committed offsets")
+    run = start(impl_path, wd, kafka, topic, group, "busy", FUNCTION)
+    try:
+        wait_records(run, kafka, group, topic, ends, 40, did)
+        committed_while_busy(run, watcher, ends, did, last_too=False,
+                             nudge="commit each record synchronously once process() has returned, before you take the "
+                             "next one: a commit still in flight, or one saved for later, is lost in a crash.")
+        took = stop_in_time(run, did, f"while records were still waiting (limit {STOP_LIMIT_S:.1f}s)")
+        records = processed(run, did, ends)
+    finally:
+        run.close()
+    _check_run(records, records_between(start_at, ends), did, "this run")
+    _check_commits(watcher, expected_commits(start_at, records), did + f", then stopped it (it returned after "
+                   f"{took:.1f}s)", "after it returned", f"{len(records)} records processed")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -12,15 +13,23 @@ from confluent_kafka import KafkaException
 from grader.kit import ChildRun, explain
 
 # Fast heartbeats so members notice a rebalance within a fraction of a second; a session timeout
-# long enough that a busy 2-core machine never drops a healthy member.
-MEMBER_CONFIG = {"heartbeat.interval.ms": 300, "session.timeout.ms": 6000}
+# long enough that a busy 2-core machine never drops a healthy member. Partition-EOF events: poll()
+# also returns events that are not messages (msg.error() set, not fatal), as it does in real life.
+MEMBER_CONFIG = {"heartbeat.interval.ms": 300, "session.timeout.ms": 6000, "enable.partition.eof": True}
+# should_stop() is checked at least once a second; 1.5 s more to close the consumer and exit on a busy machine.
+STOP_LIMIT_S = 2.5
+# A member that closes its consumer leaves the group at once (well under a second); one that does not
+# stays a member until its session times out (session.timeout.ms above: 6 s).
+LEAVE_LIMIT_S = 3.0
+# A member fenced by a new one with its static group.instance.id hears of it at its next heartbeat (300 ms).
+FENCE_LIMIT_S = 5.0
 GROUP_DEADLINE_S = 20.0
 # A member joins within a second or two of starting; a group still without any member after this
 # long never forms (wrong group id, assign() instead of subscribe()), so stop waiting for it.
-NO_MEMBER_GIVE_UP_S = 15.0
+NO_MEMBER_GIVE_UP_S = 10.0
 PROCESS_DEADLINE_S = 30.0
 # 120 messages take members well under a second; this long without any progress means stuck.
-NO_PROGRESS_GIVE_UP_S = 12.0
+NO_PROGRESS_GIVE_UP_S = 8.0
 
 
 @dataclass
@@ -29,6 +38,7 @@ class GroupView:
     state: str
     members: list[tuple[str, list[int]]] = field(default_factory=list)  # (member id, partitions of our topic)
     error: str = ""
+    client_ids: list[str] = field(default_factory=list)  # each member's client.id, in the order of `members`
 
     @property
     def owners(self) -> dict[int, list[str]]:
@@ -57,17 +67,32 @@ def describe_group(kafka, group: str, topic: str) -> GroupView:
         parts = [tp.partition for tp in (m.assignment.topic_partitions if m.assignment else []) if tp.topic == topic]
         members.append((m.member_id, sorted(parts)))
     state = getattr(desc.state, "name", str(desc.state))
-    return GroupView(state=state, members=members)
+    return GroupView(state=state, members=members, client_ids=[m.client_id for m in desc.members])
 
 
-def start_members(impl_path, tmp_path, kafka, topic: str, group: str, count: int) -> list[ChildRun]:
+def start_members(impl_path, tmp_path, kafka, topic: str, group: str, count: int, first: int = 1,
+                  eof: bool = True, static_as: int | None = None) -> list[ChildRun]:
+    """Start `count` members numbered from `first`. eof=False leaves partition-EOF events off, for members
+    whose stop is timed once idle: an EOF event arriving just after the stop would wake a long poll().
+    static_as=N gives each member the static group.instance.id of member N (or, with 0, its own)."""
+    config = dict(MEMBER_CONFIG)
+    if not eof:
+        del config["enable.partition.eof"]
     runs = []
-    for n in range(count):
-        runs.append(ChildRun(impl_path, "run_member",
-                             {"bootstrap_servers": kafka.bootstrap_servers, "topic": topic, "group_id": group,
-                              "config": dict(MEMBER_CONFIG)},
-                             workdir=tmp_path, name=f"member-{n + 1}"))
+    for n in range(first, first + count):
+        # A client.id of our own in config: the broker reports it for each member, which shows that the
+        # member applied config on top of its own settings.
+        member = {**config, "client.id": client_id(n)}
+        if static_as is not None:
+            member["group.instance.id"] = f"{group}-member-{static_as or n}"
+        runs.append(ChildRun(impl_path, "run_member", {"bootstrap_servers": kafka.bootstrap_servers, "topic": topic,
+                                                        "group_id": group, "config": member},
+                             workdir=tmp_path, name=f"member-{n}"))
     return runs
+
+
+def client_id(n: int) -> str:
+    return f"kata06-member-{n}"
 
 
 def stop_members(runs: list[ChildRun], timeout: float = 30.0) -> None:
@@ -108,9 +133,10 @@ def wait_for_group(kafka, runs, group: str, topic: str, members: int, partitions
         if (view.state == "STABLE" and len(view.members) == members
                 and sorted(owners) == list(range(partitions)) and all(len(o) == 1 for o in owners.values())):
             return True, view
-        if not view.members and time.monotonic() > start + NO_MEMBER_GIVE_UP_S:
-            break
-        time.sleep(0.2)
+        if not view.members and (time.monotonic() > start + NO_MEMBER_GIVE_UP_S
+                                 or any(run.records() for run in runs)):
+            break  # no member ever joined, or members process messages without being in the group
+        time.sleep(0.1)
     return False, view
 
 
@@ -123,6 +149,10 @@ def produce_per_partition(kafka, topic: str, partitions: int, per_partition: int
     remaining = producer.flush(30)
     if remaining:
         raise KafkaException(f"{remaining} test messages were not delivered to {topic}")
+    return end_offsets(kafka, topic, partitions)
+
+
+def end_offsets(kafka, topic: str, partitions: int) -> dict[int, int]:
     consumer = kafka.consumer()
     try:
         return {p: kafka.high_watermark(consumer, topic, p) for p in range(partitions)}
@@ -156,23 +186,87 @@ def wait_all_processed(runs, ends: dict[int, int], timeout: float = PROCESS_DEAD
             last_count, last_progress = count, time.monotonic()
         elif time.monotonic() - last_progress > NO_PROGRESS_GIVE_UP_S:
             return False
-        time.sleep(0.2)
+        time.sleep(0.05)
     return False
 
 
-def tally(runs, ends: dict[int, int]):
-    """(missing pairs, pairs processed more than once, partition -> members that processed it)."""
+def tally(runs, ends: dict[int, int], since: dict[int, int] | None = None):
+    """(missing pairs, pairs processed more than once, pairs counted, partition -> members that processed
+    it at offsets from `since` on, pairs that are not messages of the topic)."""
     counts: Counter = Counter()
     by_partition: dict[int, set[int]] = defaultdict(set)
     for member, pairs in processed(runs).items():
         counts.update(pairs)
-        for p, _ in pairs:
-            by_partition[p].add(member)
+        for p, o in pairs:
+            if o >= (since or {}).get(p, 0):
+                by_partition[p].add(member)
     missing = sorted((p, o) for p, end in ends.items() for o in range(end) if counts[(p, o)] == 0)
     dupes = sorted(pair for pair, c in counts.items() if c > 1)
-    return missing, dupes, counts, by_partition
+    extras = sorted(pair for pair in counts if not 0 <= pair[1] < ends.get(pair[0], 0))
+    return missing, dupes, counts, by_partition, extras
+
+
+def show_pairs(pairs) -> str:
+    items = sorted(pairs)
+    text = ", ".join(f"p{p}@{o}" for p, o in items[:6])
+    return text + (f" … ({len(items)} in all)" if len(items) > 6 else "")
+
+
+class Trickle:
+    """Keeps a few messages a second arriving on every partition while it runs, so a member never sees
+    poll() come back empty: a busy member, as in production."""
+
+    def __init__(self, kafka, topic: str, partitions: int, every_s: float = 0.05):
+        self.producer = kafka.producer(**{"linger.ms": 0})
+        self.topic, self.partitions, self.every_s = topic, partitions, every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="trickle")
+
+    def _run(self) -> None:
+        n = 0
+        while not self._stop.is_set():
+            for p in range(self.partitions):
+                self.producer.produce(self.topic, value=f"trickle {n}", partition=p)
+            self.producer.poll(0)
+            n += 1
+            self._stop.wait(self.every_s)
+        self.producer.flush(10)
+
+    def __enter__(self) -> Trickle:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(15)
+
+
+def stop_timed(runs: list[ChildRun], limit: float = STOP_LIMIT_S) -> list[tuple[int, float | None]]:
+    """Make should_stop() return True for these members; (member number, seconds to return, or None
+    when still running after `limit`) for each. Member numbers are 1-based positions in `runs`."""
+    asked = time.monotonic()
+    for run in runs:
+        run.stop()
+    out = []
+    for run in runs:
+        code = run.wait(max(0.05, asked + limit - time.monotonic()))
+        out.append(None if code is None else time.monotonic() - asked)
+    return out
+
+
+def wait_members(kafka, group: str, topic: str, count: int, timeout: float) -> tuple[float | None, GroupView]:
+    """Wait until the broker shows `count` members in the group; (seconds it took or None, last view)."""
+    start = time.monotonic()
+    view = describe_group(kafka, group, topic)
+    while time.monotonic() - start < timeout:
+        if len(view.members) == count and view.state == "STABLE":
+            return time.monotonic() - start, view
+        time.sleep(0.05)
+        view = describe_group(kafka, group, topic)
+    return None, view
 
 
 def cleanup(runs) -> None:
     with contextlib.suppress(Exception):
         stop_members(runs, timeout=15)
+

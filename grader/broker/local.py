@@ -97,16 +97,6 @@ class LocalBroker(Broker):
                 pass
         return [n.process.pid if n.process and n.process.poll() is None else None for n in self.nodes]
 
-    def alive(self) -> bool:
-        # Asked after a failed run, to tell a dead broker from wrong code. A node process that is
-        # gone is dead at once; a living one gets three tries (5 s, 10 s, 15 s): on a loaded 2-core
-        # machine a 3-node cluster can miss one metadata deadline, and calling that "the broker
-        # died" (exit 3) would void a verdict for nothing.
-        if not self.process_alive():
-            return False
-        return any(metadata_answers(self.bootstrap_servers, timeout=t) for t in (5.0, 10.0, 15.0)
-                   if self.process_alive())
-
     def process_alive(self) -> bool:
         for node in self.nodes:  # reap our own children so their pids read as gone
             if node.process is not None:

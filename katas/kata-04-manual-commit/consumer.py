@@ -19,6 +19,7 @@ def consume(bootstrap_servers: str, topic: str, group_id: str, process: Callable
     process: call it once per record, with the Message that poll() returned.
     should_stop: check it at least once a second; when it returns True, close the consumer and return.
     config: extra consumer settings (session timings, a static member id); apply them on top of yours.
+    Raises: the consumer's fatal error (an event whose error code is KafkaError._FATAL), if it reports one.
     """
     consumer = Consumer({
         "bootstrap.servers": bootstrap_servers,

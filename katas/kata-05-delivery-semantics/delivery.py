@@ -31,6 +31,7 @@ def consume_at_least_once(bootstrap_servers: str, topic: str, group_id: str, pro
     process: call it once per record, with the Message that poll() returned.
     should_stop: check it at least once a second; when it returns True, close the consumer and return.
     config: extra consumer settings (session timings, a static member id); apply them on top of yours.
+    Raises: the consumer's fatal error (an event whose error code is KafkaError._FATAL), if it reports one.
     """
     # TODO: at-least-once. Where does the commit go, relative to process(msg)?
     _consume_with_auto_commit(bootstrap_servers, topic, group_id, process, should_stop, config)

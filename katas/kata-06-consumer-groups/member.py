@@ -17,8 +17,10 @@ def run_member(bootstrap_servers: str, topic: str, group_id: str, process: Calla
     topic: the topic the group reads (it already exists).
     group_id: the id every member of the group uses.
     process: call process(msg) once for every message this member receives.
-    should_stop: when it returns True, leave the group cleanly and return.
+    should_stop: check it at least once a second; when it returns True, leave the group cleanly (close the
+        consumer) and return.
     config: extra consumer settings; apply them on top of your own.
+    Raises: the consumer's fatal error (an event whose error code is KafkaError._FATAL), if it reports one.
     """
     consumer = Consumer({
         "bootstrap.servers": bootstrap_servers,

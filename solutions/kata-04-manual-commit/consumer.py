@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 
-from confluent_kafka import Consumer, KafkaException, Message
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 
 
 def consume(bootstrap_servers: str, topic: str, group_id: str, process: Callable[[Message], None],
@@ -28,9 +28,11 @@ def consume(bootstrap_servers: str, topic: str, group_id: str, process: Callable
             if msg is None:
                 continue
             if msg.error():
-                # Most consumer errors are informational (the client retries by itself); only a fatal one
-                # means this consumer can no longer work.
-                if msg.error().fatal():
+                # Most consumer errors are informational (the client retries by itself), a partition EOF for
+                # one. A fatal one means this consumer can no longer work: for instance another instance with
+                # our group.instance.id took our place, and we are a zombie. poll() reports it as an event with
+                # the code _FATAL (that event's fatal() flag stays False: only error_cb sees it set).
+                if msg.error().code() == KafkaError._FATAL:
                     raise KafkaException(msg.error())
                 continue
             process(msg)

@@ -3,7 +3,7 @@ whether a record is committed before or after it is processed."""
 
 from collections.abc import Callable
 
-from confluent_kafka import Consumer, KafkaException, Message
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 
 
 def consume_at_most_once(bootstrap_servers: str, topic: str, group_id: str, process: Callable[[Message], None],
@@ -39,7 +39,10 @@ def _consume(bootstrap_servers: str, topic: str, group_id: str, process: Callabl
             if msg is None:
                 continue
             if msg.error():
-                if msg.error().fatal():
+                # A notice (a partition EOF, a dropped connection the client retries) is skipped. A fatal error
+                # (say another instance with our group.instance.id took our place: we are a zombie) ends the
+                # consumer; poll() reports it with the code _FATAL (the event's fatal() flag stays False).
+                if msg.error().code() == KafkaError._FATAL:
                     raise KafkaException(msg.error())
                 continue
             if commit_first:

@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 
-from confluent_kafka import Consumer, KafkaException, Message
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 
 
 def run_member(bootstrap_servers: str, topic: str, group_id: str, process: Callable[[Message], None],
@@ -30,9 +30,11 @@ def run_member(bootstrap_servers: str, topic: str, group_id: str, process: Calla
             if msg is None:
                 continue
             if msg.error():
-                # Most consumer errors are notices librdkafka recovers from by itself (a broker
-                # connection dropped, a topic not yet known); only a fatal one should end the member.
-                if msg.error().fatal():
+                # Most consumer errors are notices librdkafka recovers from by itself (a partition EOF, a
+                # broker connection dropped, a topic not yet known). A fatal one (another member took our
+                # static group.instance.id: we are a zombie) ends the member; poll() reports it with the
+                # code _FATAL (the event's fatal() flag stays False).
+                if msg.error().code() == KafkaError._FATAL:
                     raise KafkaException(msg.error())
                 continue
             process(msg)
