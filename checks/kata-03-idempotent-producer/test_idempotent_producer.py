@@ -33,6 +33,7 @@ from grader.kit.protocolproxy import BigClusterProxy
 
 ACCOUNTS = [f"acct-{c}" for c in "abcdef"] + ["compte-é", "账户-8"]
 EVENTS_PER_ACCOUNT = 25
+LINGER_MS = 3000  # longer than publishing 200 records takes, even through the learner host on a busy machine
 
 
 def _events(topic: str, accounts: list[str], per_account: int) -> list[tuple[str, str, str | bytes]]:
@@ -105,13 +106,16 @@ def test_every_record_delivered_once_in_key_order(kafka, impl):
     sent = _events(topic, ACCOUNTS, EVENTS_PER_ACCOUNT)
     marks = Watermarks(kafka, topic, 3)
     try:
-        publisher = open_publisher(impl, kafka.bootstrap_servers, {})
+        # Batches wait up to LINGER_MS before they leave on their own: a close() that does not make the producer
+        # send and wait returns before anything is on the broker, however slow the calls before it were.
+        publisher = open_publisher(impl, kafka.bootstrap_servers, {"linger.ms": LINGER_MS})
         publish_all(publisher, sent)
         failures, _ = close_publisher(publisher, None, bound=CLOSE_SLACK_S)  # the default timeout
         on_broker = marks.total()  # at once: close() promises the records are there *now*
     finally:
         marks.close()
-    what = f"published {len(sent)} records over {len(ACCOUNTS)} keys to a healthy 3-partition topic"
+    what = (f"published {len(sent)} records over {len(ACCOUNTS)} keys to a healthy 3-partition topic "
+            f"(config {{'linger.ms': {LINGER_MS}}})")
     if failures:
         explain(did=f"{what} and called close()", seen_in="your close()",
                 saw=f"close() reported {len(failures)} failures, e.g. {failures[:2]}", expected="[] (nothing failed)",

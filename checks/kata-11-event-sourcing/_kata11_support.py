@@ -99,28 +99,3 @@ def diff(got: dict, want: dict, limit: int = 4) -> str:
         return "the same balances"
     more = f" (and {len(parts) - limit} more)" if len(parts) > limit else ""
     return "; ".join(parts[:limit]) + more
-
-
-def fsize_child(impl: str, bootstrap: str, topic: str, snapshot: str, limit: str) -> int:
-    """Run the learner's catch_up with every file it writes capped at `limit` bytes: a disk that fills up."""
-    import importlib.util
-    import resource
-    import signal
-
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the cap fails with EFBIG instead of killing us
-    resource.setrlimit(resource.RLIMIT_FSIZE, (int(limit), resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
-    spec = importlib.util.spec_from_file_location("kata_fsize_impl", impl)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    try:
-        module.catch_up(bootstrap, topic, snapshot)
-    except BaseException as exc:  # noqa: BLE001 - the write is expected to fail; the exit code says how
-        print(f"{type(exc).__name__}: {exc}"[:300], flush=True)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    import sys
-
-    sys.exit(fsize_child(*sys.argv[1:6]))

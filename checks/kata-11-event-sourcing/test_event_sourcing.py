@@ -2,18 +2,15 @@
 
 import json
 import os
-import subprocess
-import sys
 import threading
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 from _kata11_expect import expect_all_records, expect_balances, read_snapshot
 from _kata11_support import declined, diff, first_batch, fold, histories, make_events, parse
 from confluent_kafka.admin import AdminClient
 
-from grader.kit import explain, guarded
+from grader.kit import ChildRun, explain
 
 PARTITIONS = 5  # not the README's 3; with these accounts, partition 3 stays empty
 FIRST_BATCH, SECOND_BATCH = 45, 20
@@ -273,11 +270,14 @@ def test_snapshot_survives_a_failed_write(kafka, impl_path, log, tmp_path):
     old = json.dumps({"balances": {}, "offsets": {str(p): 0 for p in range(PARTITIONS)}})
     path.write_text(old, encoding="utf-8")
     limit = len(old) + 16  # the new snapshot (every account's balance) is much bigger than that
-    support = Path(__file__).with_name("_kata11_support.py")
-    proc = subprocess.run(guarded([sys.executable, str(support), str(impl_path), kafka.bootstrap_servers, topic,
-                                   str(path), str(limit)]),
-                          capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    # In a learner host of its own whose files may not grow past `limit` bytes: a write past it fails (EFBIG).
+    run = ChildRun(impl_path, "catch_up", {"bootstrap_servers": kafka.bootstrap_servers, "topic": topic,
+                                           "snapshot_path": str(path)},
+                   workdir=tmp_path, callbacks=(), name="fsize", limits={"fsize": limit})
+    try:
+        code = run.wait(timeout=60)
+    finally:
+        run.close()
     did = (f"wrote a valid snapshot (offsets 0, no balances), then ran catch_up in a process where no file may grow "
            f"past {limit} bytes (a disk that fills up while the new snapshot is written)")
     text = path.read_text(encoding="utf-8", errors="replace") if path.exists() else None
@@ -293,7 +293,7 @@ def test_snapshot_survives_a_failed_write(kafka, impl_path, log, tmp_path):
                 nudge="opening the snapshot for writing empties it at once; a crash or a full disk before the "
                 "last byte leaves half a file, and the next start cannot read it. How can the new version "
                 "replace the old one in a single step?")
-    if proc.returncode == 0 and not whole_new:
+    if code == 0 and not whole_new:
         explain(did=did, saw=f"catch_up returned normally; the snapshot file holds {text!r:.120}",
                 expected="an exception: the snapshot could not be written", seen_in="your function",
                 nudge="an error while saving the snapshot must not be swallowed.")

@@ -123,12 +123,15 @@ def test_publish_copes_with_a_full_producer_queue(kafka, impl):
     topic = kafka.create_topic(partitions=PARTITIONS)
     events = make_events(0)[:640]  # ten times the queue
     try:
+        # linger.ms: a batch of 64 waits 300 ms before it leaves, so the queue is full for certain, however slow
+        # each produce() call is (through the learner host, on a busy machine), and stays full until it drains.
         producer = Producer({**config, "bootstrap.servers": kafka.bootstrap_servers, **QUIET,
-                             "queue.buffering.max.messages": 64})
+                             "queue.buffering.max.messages": 64, "linger.ms": 300})
     except (KafkaException, TypeError, ValueError) as exc:
         explain(**refused(exc))
     did = (f"called publish(producer, topic, <{len(events)} events>) with a producer built from your "
-           "producer_config() plus queue.buffering.max.messages=64 (a full queue makes produce() raise BufferError)")
+           "producer_config() plus queue.buffering.max.messages=64 and linger.ms=300 (a full queue makes produce() "
+           "raise BufferError)")
     try:
         impl.publish(producer, topic, events)
     except Exception as exc:  # the learner's code failed: say so in their terms

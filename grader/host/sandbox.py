@@ -95,8 +95,9 @@ def prepare_scratch(scratch: Path) -> Path:
     return home
 
 
-def command(cfg: dict, args: list[str]) -> tuple[list[str], dict, str]:
-    """(argv, env, cwd) that start `python -m grader.host.server ARGS` inside the layers of cfg."""
+def command(cfg: dict, args: list[str], binds: tuple[str, ...] = ()) -> tuple[list[str], dict, str]:
+    """(argv, env, cwd) that start `python -m grader.host.server ARGS` inside the layers of cfg.
+    binds: directories outside the scratch this host may write too (a ChildRun's record files in memory)."""
     scratch = cfg["scratch"]
     home = str(Path(scratch) / "home")
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "TMPDIR": str(Path(scratch) / "tmp"),
@@ -114,13 +115,13 @@ def command(cfg: dict, args: list[str]) -> tuple[list[str], dict, str]:
         # (kata-09's unstable transactional.id mistake) must see distinct pids, as outside.
         start_at = secrets.randbelow(4_000_000 - 1000) + 1000
         argv = ["/bin/sh", "-c", f'echo {start_at} > /proc/sys/kernel/ns_last_pid 2>/dev/null; "$@"', "sh", *argv]
-        argv = [shutil.which("bwrap") or "bwrap", *_bwrap_args(cfg, home), "--", *argv]
+        argv = [shutil.which("bwrap") or "bwrap", *_bwrap_args(cfg, home, binds), "--", *argv]
     if setpriv:
         argv = [setpriv, "--pdeathsig", "KILL", "--", *argv]
     return argv, env, home
 
 
-def _bwrap_args(cfg: dict, home: str) -> list[str]:
+def _bwrap_args(cfg: dict, home: str, writable: tuple[str, ...] = ()) -> list[str]:
     args = ["--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
             "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
     binds = []
@@ -131,13 +132,15 @@ def _bwrap_args(cfg: dict, home: str) -> list[str]:
             binds += ["--ro-bind", path, path]
     python = _python_paths(cfg)
     made = {"/", "/tmp", "/usr", "/etc"}
-    for path in [*python, cfg["scratch"]]:  # parents bwrap would otherwise create as 0700
+    for path in [*python, cfg["scratch"], *writable]:  # parents bwrap would otherwise create as 0700
         for parent in reversed(Path(path).parents):
             if str(parent) not in made:
                 made.add(str(parent))
                 args += ["--perms", "0755", "--dir", str(parent)]
     for path in python:
         binds += ["--ro-bind", path, path]
+    for path in writable:
+        binds += ["--bind", path, path]
     return [*args, *binds, "--bind", cfg["scratch"], cfg["scratch"], "--chdir", home]
 
 

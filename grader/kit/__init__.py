@@ -14,9 +14,5 @@ from grader.kit.childrun import ChildRun
 from grader.kit.kafka import QUIET, KafkaKit, Record, explain, to_record, wait_for
 from grader.kit.learner import LearnerProcessDied, RemoteError, load_learner_module
 
-# Only for kata-11's snapshot check, which still starts learner code in a plain subprocess (outside the
-# learner host and its layers): it should become a ChildRun with a file-size limit.
-from grader.proc import guarded
-
 __all__ = ["QUIET", "ChildRun", "KafkaKit", "LearnerProcessDied", "Record", "RemoteError", "explain",
-           "guarded", "load_learner_module", "to_record", "wait_for"]
+           "load_learner_module", "to_record", "wait_for"]

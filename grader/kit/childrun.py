@@ -31,11 +31,14 @@ class ChildRun:
     checkpoint(label) callback the contract places between two steps: a crash there, every time.
     With hold_at=N, the N-th process() call never returns: it writes the record's position to
     run.hold_file and waits, so the check can look at the broker mid-processing, then kill().
+    limits= lowers the host's rlimits for this run only, e.g. {"fsize": 4096}: a disk that fills up
+    (a write past it fails with EFBIG; SIGXFSZ is ignored in the host).
     """
 
     def __init__(self, impl_path, function: str, kwargs: dict, workdir, crash_after: int | None = None,
                  callbacks: tuple[str, ...] = ("process", "should_stop"), name: str = "child",
-                 crash_after_checkpoint: int | None = None, hold_at: int | None = None):
+                 crash_after_checkpoint: int | None = None, hold_at: int | None = None,
+                 limits: dict[str, int] | None = None):
         self.dir = Path(workdir) / f"{name}-{uuid.uuid4().hex[:6]}"
         self.dir.mkdir(parents=True)
         self.spec = {"impl": str(impl_path), "function": function, "kwargs": kwargs,
@@ -49,7 +52,11 @@ class ChildRun:
         cfg = learner.pool().cfg
         learner.hand_over(cfg)
         self._log = open(self.dir / "output.txt", "wb")  # noqa: SIM115 - closed in wait()/kill()
-        argv, env, cwd = sandbox.command(cfg, ["--child", str(self.dir / "spec.json"), json.dumps(cfg["limits"])])
+        run_limits = {**cfg["limits"], **{k: min(v, cfg["limits"].get(k, v)) for k, v in (limits or {}).items()}}
+        # A workdir outside the scratch (kata-04/05 keep record files in /dev/shm) is bound in for this host only.
+        outside = () if self.dir.resolve().is_relative_to(Path(cfg["scratch"]).resolve()) else (str(self.dir),)
+        argv, env, cwd = sandbox.command(cfg, ["--child", str(self.dir / "spec.json"), json.dumps(run_limits)],
+                                         binds=outside)
         # Its own session, under the same layers as every learner call; the runner's timeout kills it too.
         self.proc = _HostProcess(learner.spawn(argv, stdout=self._log, stderr=subprocess.STDOUT,
                                                stdin=subprocess.DEVNULL, env=env, cwd=cwd, start_new_session=True), cfg)

@@ -56,6 +56,7 @@ def workdir(tmp_path):
         yield tmp_path
         return
     path = Path(tempfile.mkdtemp(prefix="kata-commit-", dir=shm))
+    path.chmod(0o755)  # the learner host may run as another user: it enters this to write its records
     try:
         yield path
     finally:
