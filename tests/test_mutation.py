@@ -5,6 +5,7 @@ import difflib
 import json
 import shutil
 import textwrap
+import uuid
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -216,16 +217,20 @@ def test_rerunning_one_mutant_runs_the_solution_and_that_mutant_only(course, boo
 
 @pytest.mark.broker
 def test_a_known_bad_mistake_caught_only_some_of_the_time_is_named(course, bootstrap):
-    # Right the first time it is graded, wrong the second: the named check "passes, then catches it".
+    # Right the first time it is graded, wrong the second: the named check "passes, then catches it". The
+    # learner host sees nothing that outlives a run (a fresh copy in a fresh scratch, under bwrap not even the
+    # course), so the mistake remembers its first run on the broker: a marker topic.
+    marker = f"kk-flaky-marker-{uuid.uuid4().hex[:8]}"
     flaky = course / "checks" / "kata-01-echo" / "known_bad" / "wrong_value.py"
     flaky.write_text(
-        "from pathlib import Path\n\nfrom confluent_kafka import Producer\n\n\n"
+        "from confluent_kafka import Producer\nfrom confluent_kafka.admin import AdminClient, NewTopic\n\n\n"
         "def send(bootstrap_servers, topic, value):\n"
-        "    counter = Path(__file__).with_suffix('.count')\n"
-        "    n = int(counter.read_text()) if counter.exists() else 0\n"
-        "    counter.write_text(str(n + 1))\n"
+        "    admin = AdminClient({'bootstrap.servers': bootstrap_servers})\n"
+        f"    first = {marker!r} not in admin.list_topics(timeout=10).topics\n"
+        "    if first:\n"
+        f"        admin.create_topics([NewTopic({marker!r}, 1, 1)])[{marker!r}].result(10)\n"
         "    producer = Producer({'bootstrap.servers': bootstrap_servers})\n"
-        "    producer.produce(topic, value=(value if n == 0 else value.upper()).encode())\n"
+        "    producer.produce(topic, value=(value if first else value.upper()).encode())\n"
         "    producer.flush(10)\n")
     result, report = validate(course, bootstrap)
     assert result.returncode == 1
