@@ -55,6 +55,7 @@ def run_checks(kata: Kata, impl_path: Path, bootstrap_servers: str, target: str,
             proc, timed_out, duration, events, output = _run_judge(
                 kata, impl_path, bootstrap_servers, Path(tmp), scratch, timeout, run_id, broker_alive,
                 cluster_file, only, stop_at_first_failure)
+            host_logs = "".join(p.read_text(errors="replace")[-20000:] for p in sorted(Path(tmp).glob("host-*.log")))
     finally:
         _kill_strays(scratch)
         shutil.rmtree(scratch, ignore_errors=True)
@@ -86,8 +87,10 @@ def run_checks(kata: Kata, impl_path: Path, bootstrap_servers: str, target: str,
                           next_step="instructors: add checks, then run `grade validate`.")
     elif exits := [e for e in events if e.get("event") == "learner-exit"]:
         result.status = CRASHED
-        result.message = (f"The process running your code ended abruptly ({_exit_words(exits[0].get('code'))}) — "
-                          "your code may have called os._exit() or sys.exit(), or crashed the interpreter.")
+        # The check that was running when the host first died (later checks get a new host, and may die too).
+        first = events.index(exits[0])
+        during = _last_started(events[:first], [])
+        result.message = _host_exit_message(exits[0].get("code"), during, host_logs)
     elif proc.returncode < 0:
         result.status = CRASHED
         result.message = _signal_message(-proc.returncode, running, output)
@@ -287,14 +290,24 @@ def _unfinished(events: list[dict], finished: list[CheckResult], running: str) -
     return out
 
 
-def _signal_message(signum: int, running: str, output: str) -> str:
+def _host_exit_message(code, running: str, logs: str) -> str:
+    """The learner host ended under a check: how, during which check, and its fault dump if it crashed."""
+    where = f" while the check '{running}' was running" if running else ""
+    if isinstance(code, int) and code < 0 and code != -signal.SIGKILL:
+        return _signal_message(-code, running, logs, who="The process running your code")
+    return (f"The process running your code ended abruptly ({_exit_words(code)}){where} — your code may have "
+            "called os._exit() or sys.exit(), been killed (os.kill, or the system when memory ran out), or "
+            "crashed the interpreter.")
+
+
+def _signal_message(signum: int, running: str, output: str, who: str = "The check process") -> str:
     """A check process killed by a signal: its name, and the fault dump's first lines, not pytest frames."""
     try:
         name = signal.Signals(signum).name
     except ValueError:
         name = f"signal {signum}"
     where = f" while the check '{running}' was running" if running else ""
-    text = (f"The check process was killed by {name}{where}. ")
+    text = f"{who} was killed by {name}{where}. "
     if name == "SIGKILL":
         text += ("Something sent it SIGKILL: your code (os.kill), or the system when memory ran out. ")
     else:
@@ -302,12 +315,27 @@ def _signal_message(signum: int, running: str, output: str) -> str:
                  "thread in a way it does not allow, or an object used after close(). ")
     dump = output[output.find("Fatal Python error"):] if "Fatal Python error" in output else ""
     if dump:
-        # The learner's and the library's frames; pytest's and the grader's own say nothing to a learner.
-        harness = ("/_pytest/", "/pluggy/", "/grader/", "/checks/")
-        lines = [line for line in dump.splitlines() if line.strip()
-                 and not (line.lstrip().startswith("File") and any(h in line for h in harness))][:14]
-        text += "Fault dump (first lines):\n" + "\n".join("  " + line for line in lines)
+        text += "Fault dump (first lines):\n" + "\n".join("  " + line for line in _dump_lines(dump)[:14])
     return text.rstrip()
+
+
+def _dump_lines(dump: str) -> list[str]:
+    """faulthandler's dump, cut to what a learner can use: the error line, then each thread that was
+    running their code or a library's, with those frames only (pytest's, the grader's and the standard
+    library's say nothing to a learner; idle threads are dropped)."""
+    harness = ("/_pytest/", "/pluggy/", "/grader/", "/checks/")
+    lines = [line for line in dump.splitlines() if line.strip()]
+    head, blocks = lines[:1], []
+    for line in lines[1:]:
+        if not line.lstrip().startswith("File"):
+            blocks.append([line])
+        elif blocks and not any(h in line for h in harness) and not _stdlib_frame(line):
+            blocks[-1].append(line)
+    return head + [line for block in blocks if len(block) > 1 for line in block]
+
+
+def _stdlib_frame(line: str) -> bool:
+    return ("/lib/python3" in line and "-packages/" not in line) or "<frozen " in line
 
 
 def _last_started(events: list[dict], finished: list[CheckResult]) -> str:

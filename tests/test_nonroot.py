@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import tomllib
 from conftest import ROOT
 
 from grader.host.sandbox import bwrap_works
@@ -31,35 +32,60 @@ def _as_nobody() -> list[str]:
     return [SETPRIV, "--reuid", str(entry.pw_uid), "--regid", str(entry.pw_gid), "--clear-groups", "--"]
 
 
+def _runs_as_nobody(python: str) -> bool:
+    """`nobody` can start this interpreter *and* start it again from inside (setpriv's own exec may still
+    hold root's capabilities; the grader's subprocesses do not)."""
+    probe = subprocess.run([*_as_nobody(), python, "-c", "import subprocess, sys; sys.exit(subprocess.run("
+                            "[sys.executable, '-c', 'import click, confluent_kafka, jinja2, pytest, rich, yaml']"
+                            ").returncode)"], capture_output=True, cwd="/")
+    return probe.returncode == 0
+
+
+def _own_environment(top: Path) -> str:
+    """What an ordinary user has: a Python environment of their own (here, when this one lives where `nobody`
+    may not enter, e.g. under /root/.pyenv): a venv of the system Python with the grader's dependencies."""
+    system = shutil.which("python3", path="/usr/bin:/bin")
+    assert system, "no system python3 to build an environment `nobody` can run"
+    venv = top / "venv"
+    subprocess.run([system, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=300)
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    pip = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *deps], capture_output=True,
+                         text=True, timeout=900)
+    assert pip.returncode == 0, pip.stderr[-3000:]
+    return str(venv / "bin" / "python")
+
+
 @pytest.fixture(scope="module")
 def course():
     if os.geteuid() != 0 or not SETPRIV:
         pytest.skip("needs root and setpriv to start the grader as another user")
-    probe = subprocess.run([*_as_nobody(), sys.executable, "-c", "import grader, confluent_kafka"],
-                           capture_output=True, text=True, cwd="/")
-    assert probe.returncode == 0, f"`nobody` cannot run this Python environment ({sys.executable}): {probe.stderr}"
     top = Path(tempfile.mkdtemp(prefix="kk-nonroot-"))
     top.chmod(0o755)
     for part in ("katas", "checks", "solutions"):
         shutil.copytree(ROOT / part, top / "course" / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "grader", top / "src" / "grader", ignore=shutil.ignore_patterns("__pycache__"))
     home = top / "home"
     home.mkdir()
     shutil.chown(home, "nobody")
-    subprocess.run(["chmod", "-R", "a+rX", str(top / "course")], check=True)
-    yield top
+    python = sys.executable if _runs_as_nobody(sys.executable) else _own_environment(top)
+    subprocess.run(["chmod", "-R", "a+rX", str(top)], check=True)
+    assert _runs_as_nobody(python), f"`nobody` cannot run {python}"
+    yield top, python
     shutil.rmtree(top, ignore_errors=True)
 
 
-def _grade(course: Path, bootstrap: str, *args: str, isolation: str | None = None) -> tuple[int, dict, str]:
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(course / "home"), "NO_COLOR": "1",
-           "KAFKA_KATAS_DATA": str(course / "home" / "data"), "PYTHONPATH": str(ROOT)}
+def _grade(course, bootstrap: str, *args: str, isolation: str | None = None) -> tuple[int, dict, str]:
+    top, python = course
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(top / "home"), "NO_COLOR": "1",
+           "KAFKA_KATAS_DATA": str(top / "home" / "data"), "PYTHONPATH": str(top / "src")}
     if isolation:
         env["KATA_ISOLATION"] = isolation
-    proc = subprocess.run([*_as_nobody(), sys.executable, "-m", "grader", *args, "--course", str(course / "course"),
+    proc = subprocess.run([*_as_nobody(), python, "-m", "grader", *args, "--course", str(top / "course"),
                            "--json", "--bootstrap-servers", bootstrap], capture_output=True, text=True,
-                          env=env, cwd=str(course / "home"), timeout=600)
+                          env=env, cwd=str(top / "home"), timeout=600)
     assert proc.stdout.strip(), proc.stderr[-3000:]
-    return proc.returncode, json.loads(proc.stdout), proc.stderr
+    report = json.loads(proc.stdout)
+    return proc.returncode, report, proc.stderr + str(report.get("message", ""))
 
 
 @pytest.mark.parametrize("isolation", ["process", None])

@@ -83,6 +83,9 @@ class Connection:
         self._exc_classes: dict[int, type] = {}
         self._exc_class_refs: dict[type, int] = {}
         self.before_request: Callable[[], None] | None = None
+        # Called once, on the reader thread, when the other side is gone (EOF), whether or not a request
+        # was waiting: a process that dies just after its last reply is noticed too.
+        self.on_closed: Callable[[], None] | None = None
         self._reader = threading.Thread(target=self._read_loop, daemon=True, name=f"rpc-reader-{side}")
         self._reader.start()
 
@@ -179,6 +182,9 @@ class Connection:
             queues = list(self._queues.values())
         for q in queues:
             q.put(_CLOSED)
+        if self.on_closed is not None:
+            with contextlib.suppress(Exception):
+                self.on_closed()
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

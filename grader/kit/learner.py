@@ -45,6 +45,7 @@ class LearnerHost:
         self._closing = self._reported = False
         self.on_death = None  # called once with the exit code when the host ends before the judge is done
         self.conn = Connection(parent, "J", on_output=_show_output, died=self._died)
+        self.conn.on_closed = self._died  # reports a death that no waiting request saw (e.g. after a reply)
         if cfg.get("uid") is not None:
             self.conn.before_request = functools.partial(hand_over, cfg)
 
