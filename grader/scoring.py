@@ -94,17 +94,21 @@ def parse_file(path: Path) -> ast.Module:
                           next_step="fix it, then run `grade validate` again.") from None
 
 
-def unknown_names(kata: Kata) -> list[str]:
-    """Problems (one line each, file:line + fix) for scoring entries that name no check function."""
+UNMATCHED_FIX = "fix the name; an unmatched name leaves the real check public and worth 1 point."
+
+
+def unknown_names(kata: Kata, with_fix: bool = True) -> list[str]:
+    """Problems (one line each, file:line, and the fix unless the caller gives its own) for scoring
+    entries that name no check function."""
     if not kata.scoring:
         return []
     try:
         names = check_functions(kata.checks_dir) if kata.checks_dir.is_dir() else {}
     except CourseError as exc:
         return [f"{exc.what} Next: {exc.next_step}"]
+    fix = f" Next: {UNMATCHED_FIX}" if with_fix else ""
     return [f"{kata.yaml_path}:{s.line}: scoring names the check '{s.name}', which is not a check function in "
-            f"{kata.checks_dir} (checks: {', '.join(sorted(names)) or 'none'}). Next: fix the name; an unmatched "
-            "name leaves the real check public and worth 1 point."
+            f"{kata.checks_dir} (checks: {', '.join(sorted(names)) or 'none'}).{fix}"
             for s in kata.scoring if s.name not in names]
 
 

@@ -227,7 +227,8 @@ def _broken(tmp_path, old: str, new: str, rel="katas/kata-01-echo/kata.yaml") ->
 
 @pytest.mark.parametrize("old,new,rel,phrase,next_step", [
     ("test_no_key_sent:", "test_no_keys_sent:", "katas/kata-01-echo/kata.yaml",
-     "Not released: ", "Next: fix kata.yaml's scoring names"),
+     "scoring names the check 'test_no_keys_sent', which is not a check function in",
+     "Next: fix the name; an unmatched name leaves the real check public and worth 1 point. Then run `grade release`"),
     ("test_value_arrives: {points: 2}", "test_value_arrives: {points: 2, visibility: hidden}",
      "katas/kata-01-echo/kata.yaml", "kata-01 has no public checks: every check is hidden",
      "Next: make at least one check public"),

@@ -139,10 +139,10 @@ def _check_files(folder: str, sharing: list[Kata], plan: Plan) -> dict[Path, str
     if not checks_dir.is_dir():
         raise CourseError(f"The checks of {sharing[0].id} are missing: {checks_dir} does not exist.",
                           next_step=f"restore them, or leave {sharing[0].id} out with --katas.")
-    problems = [p for kata in sharing for p in scoring.unknown_names(kata)]
+    problems = [p for kata in sharing for p in scoring.unknown_names(kata, with_fix=False)]
     if problems:
         raise CourseError(f"Not released: {problems[0]}", detail="\n".join(problems[1:]),
-                          next_step="fix kata.yaml's scoring names, then run `grade release` again.")
+                          next_step=f"{scoring.UNMATCHED_FIX} Then run `grade release` again.")
     hidden = {s.name for kata in sharing for s in kata.scoring if s.hidden}
     defined = scoring.check_functions(checks_dir)
     for kata in sharing:
