@@ -302,7 +302,20 @@ def test_strip_hidden_cuts_decorators_and_comments_and_keeps_the_rest(tmp_path):
     assert "test_hidden" not in text
     assert text == SOURCE.split("# About")[0] + SOURCE.split("# trailing secret\n\n\n")[1]
     assert strip_hidden(path, SOURCE, {"test_other"}) == SOURCE
+    # Blank lines inside a string stay as they are; only the cut's own blank lines go.
+    spaced = SOURCE.replace('"""Kept."""', '"""Kept.\n\n\n\n\nStill kept."""')
+    path.write_text(spaced)
+    assert '"""Kept.\n\n\n\n\nStill kept."""' in strip_hidden(path, spaced, {"test_hidden"})
     assert strip_hidden(path, SOURCE, {"test_public", "test_hidden", "test_public_two"}) is None
+
+
+def test_strip_hidden_keeps_the_comment_that_ends_the_function_before(tmp_path):
+    source = "def test_public():\n    x = 1\n    # the public check's last word\n# about the hidden one\n" \
+             "def test_hidden():\n    pass\n"
+    path = tmp_path / "test_x.py"
+    path.write_text(source)
+    kept = strip_hidden(path, source, {"test_hidden"})
+    assert kept == "def test_public():\n    x = 1\n    # the public check's last word\n"
 
 
 def test_strip_hidden_reports_a_check_file_that_does_not_parse(tmp_path):

@@ -10,7 +10,6 @@ nothing behind and never touches an existing OUT.
 from __future__ import annotations
 
 import ast
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -183,8 +182,7 @@ def strip_hidden(path: Path, source: str, hidden: set[str]) -> str | None:
         return None
     if not drop:
         return source
-    text = "".join(line for number, line in enumerate(lines, start=1) if number not in drop)
-    text = re.sub(r"\n{4,}", "\n\n\n", text).rstrip("\n") + "\n"  # no gap wider than PEP 8's two blank lines
+    text = "".join(line for number, line in enumerate(lines, start=1) if number not in drop).rstrip("\n") + "\n"
     # Prove the cut: the file still parses, holds exactly the public checks, and names no hidden one.
     new = ast.parse(text, filename=str(path))
     left = [n.name for n in scoring.test_functions(new)]
@@ -198,20 +196,25 @@ def strip_hidden(path: Path, source: str, hidden: set[str]) -> str | None:
 
 
 def _span(node: ast.FunctionDef | ast.AsyncFunctionDef, lines: list[str]) -> range:
-    """Line numbers of a function with its decorators, the comment lines just above it (they describe
-    it) and comment lines indented inside it after its last statement."""
+    """Line numbers of a function with its decorators, the comment lines just above it at its own
+    indentation (they describe it), comment lines indented inside it after its last statement, and the
+    blank lines that follow (the blank lines before it keep the code around it apart)."""
+    def indent(text: str) -> int:
+        return len(text) - len(text.lstrip())
+
     start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
-    while start > 1 and lines[start - 2].lstrip().startswith("#"):
+    while start > 1 and lines[start - 2].lstrip().startswith("#") and indent(lines[start - 2]) == node.col_offset:
         start -= 1
     end = index = node.end_lineno
     while index < len(lines):
-        text = lines[index]
-        stripped = text.strip()
-        if stripped and not (stripped.startswith("#") and len(text) - len(text.lstrip()) > node.col_offset):
+        stripped = lines[index].strip()
+        if stripped and not (stripped.startswith("#") and indent(lines[index]) > node.col_offset):
             break
         index += 1
         if stripped:
             end = index
+    while end < len(lines) and not lines[end].strip():
+        end += 1
     return range(start, end + 1)
 
 
