@@ -353,3 +353,15 @@ def test_a_release_grades_on_public_checks_only(classroom_release, bootstrap, tm
     data = json.loads(result.stdout)
     assert [t["test_code"] for t in data["tests"]] == ["test_value_arrives"]
     assert (data["points"], data["max_points"]) == (2, 2)
+
+
+def test_a_malformed_release_marker_is_a_clear_error(tmp_path, classroom_release):
+    clone = tmp_path / "clone"
+    shutil.copytree(classroom_release, clone)
+    marker = clone / "katas" / "release.yaml"
+    marker.write_text(marker.read_text() + "held_bak: {}\n")
+    result = run_grade("list", "--course", str(clone))
+    assert result.returncode == 2
+    first = result.stderr.splitlines()[0]
+    assert f"{marker}:" in first and "unknown field 'held_bak'" in first
+    assert "Next: did you mean 'held_back'?" in result.stderr
