@@ -11,9 +11,13 @@ from pathlib import Path
 
 from grader import schema
 from grader.errors import CourseError, UsageError
+from grader.scoring import CheckScore
+from grader.scoring import parse as parse_scoring
 from grader.yamlload import LineDict, load_yaml
 
 COURSE_FILE = Path("katas") / "course.yaml"
+# Present only in a student release (`grade release`): instructor commands refuse to run there.
+RELEASE_FILE = Path("katas") / "release.yaml"
 DEFAULT_TIMEOUT_S = 120
 
 
@@ -59,6 +63,7 @@ class Kata:
     further_reading: tuple[str, ...] = ()
     known_bad: tuple[KnownBad, ...] = ()
     equivalent_mutants: tuple[Equivalent, ...] = ()
+    scoring: tuple[CheckScore, ...] = ()  # only the checks kata.yaml names; the rest: 1 point, public
 
     @property
     def kata_dir(self) -> Path:
@@ -97,6 +102,11 @@ class Course:
     patterns: tuple[ChecklistItem, ...]
     mastery_rule: str
     katas: tuple[Kata, ...]
+    release: dict | None = None  # katas/release.yaml of a student release, else None
+
+    @property
+    def is_release(self) -> bool:
+        return self.release is not None
 
     def find(self, name: str) -> Kata:
         """Accepts `kata-01`, `01`, `1`, `keyed-partitioning` or the folder name."""
@@ -150,8 +160,12 @@ def load_course(root: Path) -> Course:
                               next_step="list folder names under katas/, one per line.")
         katas.append(load_kata(root, entry, set(ids)))
     _check_unique(katas, path)
+    release = None
+    if (root / RELEASE_FILE).exists():
+        release = load_yaml(root / RELEASE_FILE, "release")
+        schema.check_fields(release, schema.RELEASE_FIELDS, root / RELEASE_FILE)
     return Course(root=root, title=data["title"], checklist=items, patterns=tuple(patterns), mastery_rule=rule,
-                  katas=tuple(katas))
+                  katas=tuple(katas), release=release)
 
 
 def _items(data: LineDict, path: Path, key: str) -> tuple[ChecklistItem, ...]:
@@ -191,6 +205,7 @@ def load_kata(root: Path, dir_name: str, item_ids: set[str]) -> Kata:
         schema.check_sub_mapping(raw, schema.EQUIVALENT_FIELDS, path, data.line_of("equivalent_mutants"),
                                  "equivalent_mutants", required=("id", "why"))
         equivalents.append(Equivalent(raw["id"], raw["why"]))
+    scores = parse_scoring(data["scoring"], path) if "scoring" in data else ()
     return Kata(
         id=data["id"], slug=data["slug"], title=data["title"], checklist=data["checklist"],
         dir_name=dir_name, root=root, stub=data["stub"], solution=data.get("solution", data["stub"]),
@@ -199,7 +214,7 @@ def load_kata(root: Path, dir_name: str, item_ids: set[str]) -> Kata:
         brokers=broker.get("brokers", 1), faults=broker.get("faults", False),
         timeout_s=data.get("timeout_s", DEFAULT_TIMEOUT_S),
         hints=tuple(data["hints"]), further_reading=tuple(str(x) for x in data.get("further_reading") or ()),
-        known_bad=tuple(known_bad), equivalent_mutants=tuple(equivalents),
+        known_bad=tuple(known_bad), equivalent_mutants=tuple(equivalents), scoring=scores,
     )
 
 

@@ -14,6 +14,7 @@ from grader.commands.learner import hint_command, next_command, solution_command
 from grader.commands.listing import list_command
 from grader.commands.new import new_command
 from grader.commands.progress_cmd import progress_command
+from grader.commands.release import release_command
 from grader.commands.run import run_command
 from grader.commands.validate import validate_command
 from grader.commands.watch import watch_command
@@ -49,6 +50,7 @@ def cli():
     grade broker up          keep a broker warm between runs (down / status)
     grade kafka topics --list   Kafka's own CLI tools against the grader's broker
     grade new SLUG --checklist ITEM   instructors: scaffold a new kata
+    grade release OUT        instructors: write a student course (no solutions, no hidden checks)
     """
 
 
@@ -57,7 +59,7 @@ cli.add_command(list_command)
 cli.add_command(validate_command)
 cli.add_command(broker_group)
 for command in (hint_command, solution_command, next_command, progress_command, watch_command,
-                new_command, kafka_command):
+                new_command, kafka_command, release_command):
     cli.add_command(command)
 
 

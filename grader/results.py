@@ -25,6 +25,12 @@ class CheckResult:
     message: str = ""
     output: str = ""
     duration: float = 0.0
+    points: int = 1  # what a pass earns (kata.yaml `scoring:`)
+    visibility: str = "public"  # "hidden": instructor grading only, never in a student release
+
+    @property
+    def earned(self) -> int:
+        return self.points if self.status == PASS else 0
 
     @property
     def title(self) -> str:
@@ -46,6 +52,8 @@ class KataResult:
     broker: str = ""
     # Which isolation layers held around the learner's code (grader/host/sandbox.py), as the judge saw them.
     isolation: dict = field(default_factory=lambda: {"isolation": "none"})
+    # The kata's total points when the run reported no checks at all (it died before pytest collected them).
+    declared_max: int = 0
 
     @property
     def passed(self) -> bool:
@@ -66,15 +74,25 @@ class KataResult:
     def score(self) -> float:
         return round(sum(c.status == PASS for c in self.checks) / len(self.checks), 3) if self.checks else 0.0
 
+    @property
+    def points(self) -> int:
+        return sum(c.earned for c in self.checks)
+
+    @property
+    def max_points(self) -> int:
+        return sum(c.points for c in self.checks) if self.checks else self.declared_max
+
     def to_exercism(self) -> dict:
         return {
             "version": 3,
             "status": PASS if self.passed else (FAIL if self.status == FAIL else "error"),
             "message": self.message or None,
             "tests": [{"name": c.title, "test_code": c.name, "status": PASS if c.status == PASS else FAIL,
-                       "message": c.message or None, "output": c.output[-500:] or None, "task_id": None}
+                       "message": c.message or None, "output": c.output[-500:] or None, "task_id": None,
+                       "points": c.earned, "max_points": c.points, "visibility": c.visibility}
                       for c in self.checks],
             "kata": self.kata_id, "checklist": self.checklist, "target": self.target, "score": self.score,
+            "points": self.points, "max_points": self.max_points,
             "duration_s": round(self.duration, 2),
             "isolation": self.isolation.get("isolation", "none"), "isolation_layers": self.isolation.get("layers", []),
         }
@@ -90,6 +108,8 @@ def junit_xml(results: list[KataResult], suite_name: str = "kafka-katas",
               extra_cases: list[tuple[str, str, float, str | None]] = ()) -> str:
     """extra_cases: (classname, name, seconds, failure text or None), e.g. one per generated mutant."""
     suite = ET.Element("testsuite", name=suite_name, tests="0", failures="0", errors="0")
+    # Points ride in <properties> (suite totals, and each case's), which JUnit readers keep and ignore.
+    totals = ET.SubElement(suite, "properties")
     tests = failures = 0
     for classname, name, seconds, failure in extra_cases:
         tests += 1
@@ -103,6 +123,8 @@ def junit_xml(results: list[KataResult], suite_name: str = "kafka-katas",
             tests += 1
             case = ET.SubElement(suite, "testcase", classname=f"{result.kata_id}.{result.target}",
                                  name=check.name, time=f"{check.duration:.3f}")
+            if result.checks:
+                _properties(case, points=check.earned, max_points=check.points, visibility=check.visibility)
             if check.status in (FAIL, ERROR, TIMEOUT):
                 failures += 1
                 ET.SubElement(case, "failure", message=check.title).text = check.message
@@ -115,15 +137,25 @@ def junit_xml(results: list[KataResult], suite_name: str = "kafka-katas",
             ET.SubElement(case, "failure", message=result.status).text = result.message
     suite.set("tests", str(tests))
     suite.set("failures", str(failures))
+    _properties(totals, points=sum(r.points for r in results), max_points=sum(r.max_points for r in results))
     return ET.tostring(suite, encoding="unicode", xml_declaration=True)
 
 
+def _properties(parent: ET.Element, **values) -> None:
+    props = parent if parent.tag == "properties" else ET.SubElement(parent, "properties")
+    for name, value in values.items():
+        ET.SubElement(props, "property", name=name, value=str(value))
+
+
 def gradescope(result: KataResult) -> dict:
-    """Gradescope autograder results.json: one point per check."""
+    """Gradescope autograder results.json: each check's points (kata.yaml `scoring:`, default 1);
+    hidden checks show once the instructor publishes the grades."""
     return {
-        "score": sum(c.status == PASS for c in result.checks),
-        "max_score": len(result.checks),
+        "score": result.points,
+        "max_score": result.max_points,
         "output": result.message or f"{result.kata_id}: {result.status}",
-        "tests": [{"name": c.title, "score": 1 if c.status == PASS else 0, "max_score": 1,
-                   "status": "passed" if c.status == PASS else "failed", "output": c.message} for c in result.checks],
+        "tests": [{"name": c.title, "score": c.earned, "max_score": c.points,
+                   "status": "passed" if c.status == PASS else "failed", "output": c.message,
+                   "visibility": "after_published" if c.visibility == "hidden" else "visible"}
+                  for c in result.checks],
     }

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from grader import proc as proc_guard
+from grader import scoring
 from grader.catalog import Kata
 from grader.errors import CourseError, InfraError
 from grader.host import sandbox
@@ -71,6 +72,9 @@ def run_checks(kata: Kata, impl_path: Path, bootstrap_servers: str, target: str,
                          f"{kata.id}`.")
     running = _last_started(events, result.checks)
     result.checks += _unfinished(events, result.checks, running if timed_out else "")
+    scoring.apply(kata, result.checks)
+    if not result.checks:
+        result.declared_max = scoring.declared_max(kata)
     if timed_out:
         result.status = TIMEOUT
         result.message = (f"Your code did not finish within {timeout:.0f}s"

@@ -43,6 +43,7 @@ KATA_FIELDS: dict[str, Field] = {
     "further_reading": Field(list, False, "a list of links"),
     "known_bad": Field(list, False, "a list of {file, caught_by, why}"),
     "equivalent_mutants": Field(list, False, "a list of {id, why}: generated mutants that cannot change behaviour"),
+    "scoring": Field(dict, False, "a mapping of check function name to {points, visibility}"),
 }
 
 COURSE_FIELDS: dict[str, Field] = {
@@ -54,11 +55,20 @@ COURSE_FIELDS: dict[str, Field] = {
     "katas": Field(list, what="kata folder names in course order"),
 }
 
+# katas/release.yaml, written by `grade release`; its presence marks a student release.
+RELEASE_FIELDS: dict[str, Field] = {
+    "format_version": Field(int, what="1"),
+    "grader_version": Field(str, what="the grader version the release pins"),
+    "katas": Field(list, what="the kata ids in the release"),
+    "held_back": Field(dict, False, "a mapping of kata id to the number of hidden checks left out"),
+}
+
 MASTERY_RULES = ("all-katas", "any-kata")
 BROKER_FIELDS = {"brokers": int, "faults": bool}
 KNOWN_BAD_FIELDS = {"file": str, "caught_by": str, "why": str}
 EQUIVALENT_FIELDS = {"id": str, "why": str}
 CHECKLIST_FIELDS = {"id": str, "title": str}
+SCORING_FIELDS = {"points": int, "visibility": str}
 
 
 def check_fields(data: LineDict, fields: dict[str, Field], path: Path) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from grader import scoring
 from grader.catalog import Course, Kata
 from grader.kit_lint import grader_imports_outside_kit
 from grader.patches import PatchDoesNotApply, materialized
@@ -49,6 +50,7 @@ def lint(kata: Kata, course: Course) -> list[str]:
         problems.append(f"{kata.checks_dir}: no hidden checks (test_*.py) found.")
     else:
         problems += grader_imports_outside_kit(kata.checks_dir)
+        problems += scoring.unknown_names(kata)
         names = _check_names(kata)
         for bad in kata.known_bad:
             bad_path = kata.checks_dir / "known_bad" / bad.file

@@ -63,6 +63,23 @@ KATA_VARIANTS = [
     ("empty-title", replace("title: Produce one record", "title: ''"), "'title' is empty", 3),
     ("null-title", replace("title: Produce one record", "title:"), "found nothing (null)", 3),
     ("requires-string", append("requires: kata-00\n"), "'requires' should be a list of kata ids", None),
+    # kata.yaml `scoring:` (points and visibility per check); appended, so `scoring:` is line 13, its entry 14.
+    ("scoring-list", append("scoring:\n  - test_value_arrives\n"),
+     "'scoring' should be a mapping of check function name to {points, visibility}", 13),
+    ("scoring-entry-null", append("scoring:\n  test_value_arrives:\n"),
+     "each entry of 'scoring.test_value_arrives' should be a mapping", 14),
+    ("scoring-points-string", append("scoring:\n  test_value_arrives: {points: two}\n"),
+     "'scoring.test_value_arrives.points' should be int, found str 'two'", 14),
+    ("scoring-points-bool", append("scoring:\n  test_value_arrives: {points: yes}\n"),
+     "'scoring.test_value_arrives.points' should be int", 14),
+    ("scoring-points-negative", append("scoring:\n  test_value_arrives: {points: -1}\n"),
+     "scoring.test_value_arrives.points is -1; points are 0 to 1000", 14),
+    ("scoring-visibility", append("scoring:\n  test_value_arrives: {visibility: secret}\n"),
+     "scoring.test_value_arrives.visibility 'secret' is unknown", 14),
+    ("scoring-unknown-field", append("scoring:\n  test_value_arrives: {weight: 2}\n"),
+     "unknown field 'weight' in 'scoring.test_value_arrives'", 14),
+    ("scoring-not-a-test-name", append("scoring:\n  value_arrives: {points: 2}\n"),
+     "'scoring' names a check by its test function name, found 'value_arrives'", 14),
 ]
 
 COURSE_VARIANTS = [

@@ -10,6 +10,7 @@ import click
 from grader import broker as brokers
 from grader import console
 from grader.catalog import Course, find_course_root, load_course
+from grader.errors import UsageError
 
 
 def course_option(f):
@@ -33,6 +34,15 @@ def quiet_option(f):
 def open_course(course_dir: Path | None) -> Course:
     root = course_dir.resolve() if course_dir else find_course_root()
     return load_course(root)
+
+
+def refuse_in_release(course: Course, command: str, next_step: str) -> None:
+    """A student release (`grade release`) has no solutions, known-bad mistakes or hidden checks: the
+    commands that need them say so instead of failing on a missing file."""
+    if course.is_release:
+        raise UsageError(f"{command} is an instructor command, and this is a student release of the course "
+                         "(it holds no reference solutions, known-bad mistakes or hidden checks).",
+                         next_step=next_step)
 
 
 @contextlib.contextmanager

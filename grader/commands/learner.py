@@ -7,7 +7,7 @@ from rich.markup import escape
 from rich.syntax import Syntax
 
 from grader import console
-from grader.commands.common import course_option, kata_argument, open_course
+from grader.commands.common import course_option, kata_argument, open_course, refuse_in_release
 from grader.errors import UsageError
 from grader.progress import PASSED, ProgressStore, kata_state, next_kata
 
@@ -41,6 +41,9 @@ def solution_command(kata_name, force, course_dir):
     """Show the reference solution of KATA once you passed it."""
     course = open_course(course_dir)
     kata = course.find(kata_name)
+    refuse_in_release(course, "`grade solution`",
+                      f"`grade hint {kata.id}` reveals the next hint; your instructor decides when solutions "
+                      "are shared.")
     store = ProgressStore(course)
     passed = kata_state(store.load(), kata) == PASSED
     if not passed and not force:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from grader import console, scaffold
-from grader.commands.common import course_option, open_course
+from grader.commands.common import course_option, open_course, refuse_in_release
 
 
 @click.command("new")
@@ -17,6 +17,9 @@ from grader.commands.common import course_option, open_course
 def new_command(slug, checklist, title, kata_id, course_dir):
     """Scaffold a kata: kata.yaml, README, stub, solution, hidden checks, a known-bad fixture."""
     course = open_course(course_dir)
+    refuse_in_release(course, "`grade new`",
+                      "instructors add katas in the course repository this release was made from, then run "
+                      "`grade release` again.")
     plan = scaffold.plan(course, slug, checklist, title, kata_id)
     todo = scaffold.write(course, plan)
     root = course.root

@@ -17,6 +17,7 @@ from grader.commands.common import (
     obtain_broker_for,
     open_course,
     quiet_option,
+    refuse_in_release,
 )
 from grader.errors import InfraError
 from grader.patches import materialized
@@ -45,10 +46,20 @@ def run_command(kata_name, solution, file_path, as_json, junit_file, gradescope_
     console.set_quiet(quiet or as_json)
     course = open_course(course_dir)
     kata = course.find(kata_name)
+    if solution:
+        refuse_in_release(course, "`grade KATA --solution`",
+                          f"grade your own code with `grade {kata.id}`; instructors grade the solution in the "
+                          "course repository this release was made from.")
+    if file_path and file_path.suffix == ".patch":  # a known-bad patch applies to the reference solution
+        refuse_in_release(course, "`grade KATA --file X.patch`",
+                          f"grade a whole file with `grade {kata.id} --file FILE.py`, or your own code with "
+                          f"`grade {kata.id}`.")
     target, path = _target(kata, solution, file_path)
     with materialized(kata.solution_path, path) as graded, obtain_broker_for(kata, broker_mode,
                                                                              bootstrap_servers) as broker:
-        console.progress(f"Running the hidden checks of {kata.id} against {path} …")
+        # A student release holds only the public checks; nothing there is hidden.
+        which = "checks" if course.is_release else "hidden checks"
+        console.progress(f"Running the {which} of {kata.id} against {path} …")
         died = InfraError("The Kafka broker died during the run, so these results say nothing about your code.",
                           next_step=f"run `grade {kata.id}` again.")
         try:

@@ -19,6 +19,7 @@ from grader.commands.common import (
     obtain_broker,
     open_course,
     quiet_option,
+    refuse_in_release,
 )
 from grader.errors import EXIT_FAIL, EXIT_PASS, InfraError
 from grader.results import junit_xml
@@ -51,6 +52,9 @@ def validate_command(kata_names, all_katas, lint_only, jobs, mutants, mutant_ids
     generated mutants of the solution fail)."""
     console.set_quiet(quiet or as_json)
     course = open_course(course_dir)  # schema errors surface here, with file and line
+    refuse_in_release(course, "`grade validate`",
+                      "grade your own code with `grade KATA`; instructors validate katas in the course "
+                      "repository this release was made from.")
     if not kata_names and not all_katas:
         raise click.UsageError("name katas to validate, or pass --all.")
     katas = list(course.katas) if all_katas else [course.find(n) for n in kata_names]
