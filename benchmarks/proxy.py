@@ -27,7 +27,7 @@ from grader.broker import reusable  # noqa: E402
 from grader.host import sandbox  # noqa: E402
 from grader.kit.learner import LearnerHost  # noqa: E402
 
-BEFORE_REF = "f1a4035"  # the last main commit that imported learner code into the checks' process
+BEFORE_REF = "5049295"  # the last main commit that imported learner code into the checks' process
 LEARNER = '''
 def echo(x):
     return x
