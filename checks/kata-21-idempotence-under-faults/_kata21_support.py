@@ -93,13 +93,16 @@ class FaultyStream:
        the broker applied but whose acknowledgement never reached the producer.
     3. The watcher then cuts every client connection and lets the proxies pass again: the producer must
        resend what it never heard about. The rest of the events flow.
+    4. The last event goes out over a slow network (every chunk held `tail_delay_s`): a function that returns
+       without waiting for its deliveries returns before the cluster holds that event, whatever the timing of
+       the producer's batching on this machine (without it, the last batch sometimes beats the return).
     The stream never raises into the learner's code: a problem ends it early and is kept in `problem`.
     """
 
     def __init__(self, events: list[tuple[str, str]], brokers: Brokers, topic: str, partitions: int,
-                 before: int, pace_s: float = 0.003, patience_s: float = 10.0):
+                 before: int, pace_s: float = 0.003, patience_s: float = 10.0, tail_delay_s: float = 0.5):
         self.events, self.brokers, self.topic, self.partitions = events, brokers, topic, partitions
-        self.before, self.pace_s, self.patience_s = before, pace_s, patience_s
+        self.before, self.pace_s, self.patience_s, self.tail_delay_s = before, pace_s, patience_s, tail_delay_s
         self.handed_over = 0
         self.problem: str | None = None
         self.lost_acks = 0  # records committed while every response was being dropped
@@ -138,6 +141,12 @@ class FaultyStream:
                 self._watcher = threading.Thread(target=self._watch, args=(baseline,), daemon=True,
                                                  name="kata21-faults")
                 self._watcher.start()
+            if i == len(self.events) - 1:
+                # The fault is over first (its watcher ends by letting the proxies pass), then the network slows.
+                if self._watcher is not None:
+                    self.faults_done.wait(self.patience_s + 5)
+                for proxy in self.brokers.cluster.proxies.values():
+                    proxy.set_mode("delay", self.tail_delay_s)
             self.handed_over += 1
             yield event
             time.sleep(self.pace_s)  # a live stream: events arrive over time, not all at once

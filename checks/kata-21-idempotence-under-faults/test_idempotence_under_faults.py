@@ -3,6 +3,8 @@
 One run of the learner's publish_events() per check session: events of several keys flow through
 fault proxies; mid-stream every broker response is dropped (the brokers still apply the writes), then
 every client connection is cut. A producer that resends without idempotence writes those events twice.
+The last event goes out over a slow network, so a function that returns before its deliveries are done
+is seen to do so on every run.
 Three checks judge that run, from the topic as any consumer reads it back (read_committed, so a
 producer that wraps the stream in a transaction is judged by what it committed); a fourth calls
 publish_events once more on a topic that refuses one of the events for good.
