@@ -49,7 +49,7 @@ def _hold(msg, hold_file: Path) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def build_callbacks(spec: dict) -> dict:
+def build_callbacks(spec: dict, db_crash=None) -> dict:
     records = Path(spec["records_file"])
     crash_after = spec.get("crash_after")
     hold_at = spec.get("hold_at")
@@ -59,6 +59,8 @@ def build_callbacks(spec: dict) -> dict:
 
     def process(msg) -> None:
         nonlocal count, calls
+        if db_crash is not None:
+            db_crash.control_point("process()")
         calls += 1
         if calls == hold_at:
             _hold(msg, Path(spec["hold_file"]))  # never returns
@@ -94,10 +96,15 @@ def build_callbacks(spec: dict) -> dict:
 
 def run_child(spec: dict, load, loaded: set) -> int:
     """Run spec["function"] of the learner's file with the callbacks the check asked for (in the learner host)."""
+    db_crash = None
+    if spec.get("crash_after_db_commit"):
+        from grader import dbcrash
+        db_crash = dbcrash.CommitCrash(spec["crash_after_db_commit"], Path(spec["db_crash_file"]))
+        dbcrash.install(db_crash)  # before the learner's module imports sqlite3's names
     try:
         module = load(spec["impl"])
         func = getattr(module, spec["function"])
-        result = func(**spec.get("kwargs", {}), **build_callbacks(spec))
+        result = func(**spec.get("kwargs", {}), **build_callbacks(spec, db_crash))
     except:  # noqa: E722 - also what is no BaseException: confluent-kafka re-raises a callback's error as a bare KafkaError
         _, exc, tb = sys.exc_info()
         Path(spec["error_file"]).write_text(

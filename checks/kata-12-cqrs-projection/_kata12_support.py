@@ -82,11 +82,13 @@ def group_state(kafka, group: str):
 
 
 def start(impl_path, tmp_path, kafka, topic: str, group: str, db_path: Path, crash_after: int | None = None,
-          name: str = "projector", hold_at: int | None = None, config: dict | None = None) -> ChildRun:
+          name: str = "projector", hold_at: int | None = None, config: dict | None = None,
+          crash_after_db_commit: int | None = None) -> ChildRun:
     return ChildRun(impl_path, "run_projector",
                     {"bootstrap_servers": kafka.bootstrap_servers, "topic": topic, "group_id": group,
                      "db_path": str(db_path), "consumer_config": config or consumer_config()},
-                    workdir=tmp_path, crash_after=crash_after, name=name, hold_at=hold_at)
+                    workdir=tmp_path, crash_after=crash_after, name=name, hold_at=hold_at,
+                    crash_after_db_commit=crash_after_db_commit)
 
 
 def died(run: ChildRun, did: str) -> None:

@@ -14,6 +14,7 @@ from _kata12_support import (
     compare_totals,
     consumer_config,
     crash,
+    died,
     expect_empty_group,
     expected_totals,
     group_state,
@@ -196,6 +197,61 @@ def test_crash_between_write_and_commit_applies_once(kafka, impl_path, tmp_path,
                 + (f", again for (partition, offset) {again[:3]}" if again else ""),
                 expected=f"{len(events)} calls in all: process() once per event applied, never for an event the "
                 "read model skipped as already applied", seen_in="the calls of process()")
+
+
+def test_crash_right_after_a_sqlite_commit_applies_once(kafka, impl_path, tmp_path, setup):
+    """Killed right after one of its SQLite transactions commits, the restarted projector counts each event once.
+
+    The crash comes at the first statement after the N-th transaction that changed rows (N odd): between an
+    event's totals and its proof of application when they are committed apart, in either order.
+    """
+    topic, group, db_path = setup
+    events = make_events(seed=51, count=24)
+    ends = produce(kafka, topic, events)
+    after = 9
+    did = (f"produced {len(events)} events, ran run_projector and SIGKILLed it the moment your code went on after "
+           f"its {after}th SQLite transaction that changed rows had committed")
+    first = start(impl_path, tmp_path, kafka, topic, group, db_path, name="db-crash", crash_after_db_commit=after)
+    try:
+        code = first.wait(timeout=60)
+        if code is None or first.db_crash() is None:
+            if code is not None and not first.crashed_as_planned:
+                died(first, did)
+            explain(did=did.replace("SIGKILLed it", "waited 60 s to SIGKILL it"),
+                    saw=f"{'it was still running' if code is None else f'it exited with code {code}'} and had not "
+                    f"committed {after} SQLite transactions that changed rows; process() was called "
+                    f"{len(first.records())} times", seen_in="the database",
+                    expected=f"one committed transaction per event applied, {after} of them within seconds",
+                    nudge="is each event's write committed (with db: or COMMIT) before you go on to the next one?")
+        crash_point = first.db_crash()
+    finally:
+        first.close()
+    did += f" (it was about to run {crash_point['next']}), then started it again until every offset was committed"
+    second = start(impl_path, tmp_path, kafka, topic, group, db_path, name="after-db-crash")
+    try:
+        wait_caught_up(kafka, second, group, topic, ends, did)
+        stop(second, did)
+    finally:
+        second.close()
+    got, want = read_totals(db_path, did), expected_totals(events)
+    if got != want:
+        counted = sum(o for o, _ in got.values())
+        explain(did=did, seen_in="the database",
+                saw=compare_totals(got, want) + f"; {counted} orders counted for {len(events)} events",
+                expected="every event counted exactly once: whatever a crash interrupts, an event's totals and the "
+                "record that it was applied are committed together or not at all",
+                nudge=("one event is counted twice: its totals were committed, the proof that it was applied was "
+                       "not yet, so the redelivered event looked new." if counted > len(events) else
+                       "an event is missing: the proof that it was applied was committed before its totals, so the "
+                       "redelivered event was skipped." if counted < len(events) else
+                       "the counts add up but the amounts do not: compare each event's fields with the columns.")
+                + " Are the totals and the stored offset (or event id) written in one transaction?")
+    before, after_restart = positions(first.records()), positions(second.records())
+    again = sorted(set(before) & set(after_restart))
+    if again or len(after_restart) != len(set(after_restart)):
+        explain(did=did, saw=f"process() ran again after the restart for (partition, offset) {again[:3]}",
+                expected="process() never called twice for one event: the restarted projector skips what the read "
+                "model already holds", seen_in="the calls of process()")
 
 
 def test_rewound_group_does_not_double_apply(kafka, impl_path, tmp_path, setup):

@@ -31,6 +31,9 @@ class ChildRun:
     checkpoint(label) callback the contract places between two steps: a crash there, every time.
     With hold_at=N, the N-th process() call never returns: it writes the record's position to
     run.hold_file and waits, so the check can look at the broker mid-processing, then kill().
+    With crash_after_db_commit=N, the process SIGKILLs itself the first time the learner's code
+    regains control after its N-th SQLite transaction that changed rows (grader/dbcrash.py):
+    run.db_crash() then says where it was. A crash between two transactions of one apply step.
     limits= lowers the host's rlimits for this run only, e.g. {"fsize": 4096}: a disk that fills up
     (a write past it fails with EFBIG; SIGXFSZ is ignored in the host).
     """
@@ -38,13 +41,14 @@ class ChildRun:
     def __init__(self, impl_path, function: str, kwargs: dict, workdir, crash_after: int | None = None,
                  callbacks: tuple[str, ...] = ("process", "should_stop"), name: str = "child",
                  crash_after_checkpoint: int | None = None, hold_at: int | None = None,
-                 limits: dict[str, int] | None = None):
+                 limits: dict[str, int] | None = None, crash_after_db_commit: int | None = None):
         self.dir = Path(workdir) / f"{name}-{uuid.uuid4().hex[:6]}"
         self.dir.mkdir(parents=True)
         self.spec = {"impl": str(impl_path), "function": function, "kwargs": kwargs,
                      "crash_after": crash_after, "callbacks": list(callbacks),
                      "crash_after_checkpoint": crash_after_checkpoint,
                      "hold_at": hold_at, "hold_file": str(self.dir / "hold.json"),
+                     "crash_after_db_commit": crash_after_db_commit, "db_crash_file": str(self.dir / "db_crash.json"),
                      "records_file": str(self.dir / "records.jsonl"), "stop_file": str(self.dir / "stop"),
                      "error_file": str(self.dir / "error.json"), "result_file": str(self.dir / "result.json")}
         (self.dir / "spec.json").write_text(json.dumps(self.spec))
@@ -85,6 +89,11 @@ class ChildRun:
     @property
     def crashed_as_planned(self) -> bool:
         return self.proc.poll() == -9
+
+    def db_crash(self) -> dict | None:
+        """Where the crash_after_db_commit crash happened: {"commits": N, "next": what was about to run}."""
+        path = Path(self.spec["db_crash_file"])
+        return json.loads(path.read_text()) if path.exists() else None
 
     def records(self) -> list[dict]:
         path = self.dir / "records.jsonl"
