@@ -18,6 +18,7 @@ CUSTOMERS = ["cust-ada", "cust-bob", "cust-cyd", "cust-dee", "cust-eli", "cust-f
 LATE_CUSTOMER = "cust-zoë"  # the only customer of partition 3, which stays empty until a check writes there
 PARTITION_OF = {**{c: n % 3 for n, c in enumerate(CUSTOMERS)}, LATE_CUSTOMER: 3}
 STOP_WITHIN_S = 3.5  # should_stop() at least once a second, then close: the solution needs about 1 s
+STOP_GAP_S = 2.0  # the longest gap between two should_stop() calls: once a second, with slack for a busy machine
 
 
 def consumer_config() -> dict:
@@ -151,6 +152,13 @@ def stop(run: ChildRun, did: str) -> None:
                 "your poll() wait?")
     if code != 0:
         died(run, did)
+    gap = run.max_stop_gap()
+    if gap > STOP_GAP_S:
+        explain(did=did + ", timing the calls of should_stop() while it ran", seen_in="your function",
+                saw=f"your code went {gap:.1f}s without calling should_stop()",
+                expected=f"should_stop() checked at least once a second, also while no event arrives (at most "
+                f"{STOP_GAP_S:.1f}s apart, with room for a busy machine)",
+                nudge="how long can your poll() wait when the topic is idle?")
 
 
 def crash(run: ChildRun, n: int, did: str) -> None:

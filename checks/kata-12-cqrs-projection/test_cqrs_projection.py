@@ -95,6 +95,7 @@ def test_read_model_matches_the_events(kafka, impl, impl_path, tmp_path, setup):
             ends = produce(kafka, topic, events[20:])
             time.sleep(1.0)  # the hold itself (not a wait for a condition): a reader that takes its time
             reader.execute("COMMIT")
+        run.reset_stop_gap()  # that hold blocked the projector's write on purpose: time should_stop() from here
         did = did.replace("produced 20", f"produced {len(events)}") + (", 10 of them while a reader of the "
                                                                         "database held a read transaction for 1 s")
         wait_caught_up(kafka, run, group, topic, ends, did)

@@ -34,6 +34,8 @@ class ChildRun:
     With crash_after_db_commit=N, the process SIGKILLs itself the first time the learner's code
     regains control after its N-th SQLite transaction that changed rows (grader/dbcrash.py):
     run.db_crash() then says where it was. A crash between two transactions of one apply step.
+    run.max_stop_gap() is the longest the learner's code went without calling should_stop(), to time a
+    "checks should_stop() at least once a second" contract (reset_stop_gap() after a deliberate block).
     limits= lowers the host's rlimits for this run only, e.g. {"fsize": 4096}: a disk that fills up
     (a write past it fails with EFBIG; SIGXFSZ is ignored in the host).
     """
@@ -48,6 +50,7 @@ class ChildRun:
                      "crash_after": crash_after, "callbacks": list(callbacks),
                      "crash_after_checkpoint": crash_after_checkpoint,
                      "hold_at": hold_at, "hold_file": str(self.dir / "hold.json"),
+                     "stop_gap_file": str(self.dir / "stop_gap.json"),
                      "crash_after_db_commit": crash_after_db_commit, "db_crash_file": str(self.dir / "db_crash.json"),
                      "records_file": str(self.dir / "records.jsonl"), "stop_file": str(self.dir / "stop"),
                      "error_file": str(self.dir / "error.json"), "result_file": str(self.dir / "result.json")}
@@ -89,6 +92,15 @@ class ChildRun:
     @property
     def crashed_as_planned(self) -> bool:
         return self.proc.poll() == -9
+
+    def max_stop_gap(self) -> float:
+        """The longest time the learner's code went between two should_stop() calls (since reset_stop_gap())."""
+        path = Path(self.spec["stop_gap_file"])
+        return json.loads(path.read_text())["max_gap_s"] if path.exists() else 0.0
+
+    def reset_stop_gap(self) -> None:
+        """Forget the gaps so far (e.g. after the check itself blocked the learner's code on purpose)."""
+        (self.dir / "stop_gap_reset").touch()
 
     def db_crash(self) -> dict | None:
         """Where the crash_after_db_commit crash happened: {"commits": N, "next": what was about to run}."""
