@@ -20,6 +20,7 @@ import pytest
 import tomllib
 from conftest import ROOT
 
+from grader.catalog import load_course
 from grader.host.sandbox import bwrap_works
 
 pytestmark = pytest.mark.broker
@@ -109,3 +110,15 @@ def test_an_ordinary_user_grades_a_kata_with_crashing_children(course, bootstrap
     assert (code, report["status"]) == (0, "pass"), (err[-3000:], [t for t in report["tests"]
                                                                     if t["status"] != "pass"])
     assert report["isolation"] == "process"
+
+
+# Every one-broker kata, as an ordinary user (about 4 minutes): opt-in, CI runs the three above.
+ALL_KATAS = os.environ.get("KK_NONROOT_ALL") == "1"
+
+
+@pytest.mark.skipif(not ALL_KATAS, reason="set KK_NONROOT_ALL=1 to grade every one-broker kata as `nobody`")
+@pytest.mark.parametrize("kata_id", [k.id for k in load_course(ROOT).katas if not k.needs_own_cluster])
+def test_an_ordinary_user_grades_every_kata(course, bootstrap, kata_id):
+    code, report, err = _grade(course, bootstrap, kata_id, "--solution")
+    assert (code, report["status"]) == (0, "pass"), (err[-3000:], [t for t in report["tests"]
+                                                                    if t["status"] != "pass"])
