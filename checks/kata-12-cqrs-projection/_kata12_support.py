@@ -92,6 +92,18 @@ def start(impl_path, tmp_path, kafka, topic: str, group: str, db_path: Path, cra
                     crash_after_db_commit=crash_after_db_commit)
 
 
+def run_to_the_end(impl_path, tmp_path, kafka, topic: str, group: str, db_path: Path, ends: dict[int, int],
+                   did: str, name: str) -> ChildRun:
+    """Run the projector until the group has committed `ends`, then stop it (timed) and return the run."""
+    run = start(impl_path, tmp_path, kafka, topic, group, db_path, name=name)
+    try:
+        wait_caught_up(kafka, run, group, topic, ends, did)
+        stop(run, did)
+    finally:
+        run.close()
+    return run
+
+
 def died(run: ChildRun, did: str) -> None:
     """Fail with what the learner's process said, if it ended on its own."""
     err = run.error()

@@ -22,6 +22,7 @@ from _kata12_support import (
     produce,
     read_totals,
     rewind,
+    run_to_the_end,
     start,
     stop,
     wait_caught_up,
@@ -177,12 +178,7 @@ def test_crash_between_write_and_commit_applies_once(kafka, impl_path, tmp_path,
         first.close()
     did = did.replace("held it", "SIGKILLed it while it was held") + ", then started it again until every " \
         "offset was committed"
-    second = start(impl_path, tmp_path, kafka, topic, group, db_path, name="restarted")
-    try:
-        wait_caught_up(kafka, second, group, topic, ends, did)
-        stop(second, did)
-    finally:
-        second.close()
+    second = run_to_the_end(impl_path, tmp_path, kafka, topic, group, db_path, ends, did, "restarted")
     got, want = read_totals(db_path, did), expected_totals(events)
     before, after = positions(first.records()) + [(held["partition"], held["offset"])], positions(second.records())
     if got != want:
@@ -228,12 +224,7 @@ def test_crash_right_after_a_sqlite_commit_applies_once(kafka, impl_path, tmp_pa
     finally:
         first.close()
     did += f" (it was about to run {crash_point['next']}), then started it again until every offset was committed"
-    second = start(impl_path, tmp_path, kafka, topic, group, db_path, name="after-db-crash")
-    try:
-        wait_caught_up(kafka, second, group, topic, ends, did)
-        stop(second, did)
-    finally:
-        second.close()
+    second = run_to_the_end(impl_path, tmp_path, kafka, topic, group, db_path, ends, did, "after-db-crash")
     got, want = read_totals(db_path, did), expected_totals(events)
     if got != want:
         counted = sum(o for o, _ in got.values())
@@ -261,23 +252,13 @@ def test_rewound_group_does_not_double_apply(kafka, impl_path, tmp_path, setup):
     events = make_events(seed=31, count=24)
     ends = produce(kafka, topic, events)
     did = f"ran run_projector over {len(events)} events and stopped it"
-    run = start(impl_path, tmp_path, kafka, topic, group, db_path, name="first")
-    try:
-        wait_caught_up(kafka, run, group, topic, ends, did)
-        stop(run, did)
-    finally:
-        run.close()
+    run = run_to_the_end(impl_path, tmp_path, kafka, topic, group, db_path, ends, did, "first")
     rewind(kafka, group, topic)
     more = make_events(seed=32, count=6, first=len(events) + 1)
     ends = produce(kafka, topic, more)
     did += (f", rewound the group's committed offsets to 0, produced {len(more)} new events and ran run_projector "
             "again until every offset was committed")
-    run = start(impl_path, tmp_path, kafka, topic, group, db_path, name="rewound")
-    try:
-        wait_caught_up(kafka, run, group, topic, ends, did)
-        stop(run, did)
-    finally:
-        run.close()
+    run = run_to_the_end(impl_path, tmp_path, kafka, topic, group, db_path, ends, did, "rewound")
     got, want = read_totals(db_path, did), expected_totals(events + more)
     if got != want:
         explain(did=did, saw=compare_totals(got, want) + f"; the restarted projector applied {len(run.records())} "
