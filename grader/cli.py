@@ -8,6 +8,7 @@ import sys
 import click
 
 from grader import __version__, console
+from grader.commands.batch import batch_command
 from grader.commands.broker_cmd import broker_group
 from grader.commands.kafka_cli import kafka_command
 from grader.commands.learner import hint_command, next_command, solution_command
@@ -51,6 +52,7 @@ def cli():
     grade kafka topics --list   Kafka's own CLI tools against the grader's broker
     grade new SLUG --checklist ITEM   instructors: scaffold a new kata
     grade release OUT        instructors: write a student course (no solutions, no hidden checks)
+    grade batch DIR --out G  instructors: grade every student's submission into a gradebook
     """
 
 
@@ -59,7 +61,7 @@ cli.add_command(list_command)
 cli.add_command(validate_command)
 cli.add_command(broker_group)
 for command in (hint_command, solution_command, next_command, progress_command, watch_command,
-                new_command, kafka_command, release_command):
+                new_command, kafka_command, release_command, batch_command):
     cli.add_command(command)
 
 
