@@ -198,8 +198,8 @@ def _write_feedback(folder: Path, student: str, rows: list[Row]) -> None:
     (folder / f"{stem}.txt").write_text("\n".join(lines) + "\n")
 
 
-def grade_pair(sub: Submission, kata: Kata, broker) -> Row:
-    """One student × one kata, as a row. Raises InfraError when the result would say nothing."""
+def unrunnable(sub: Submission, kata: Kata) -> Row | None:
+    """The row of a submission that cannot be run at all (no broker needed), else None."""
     if sub.problem:
         return Row(sub.student, kata.id, 0, _max(kata), MALFORMED, 0.0, sub.problem)
     path, why = locate(sub, kata)
@@ -207,6 +207,14 @@ def grade_pair(sub: Submission, kata: Kata, broker) -> Row:
         return Row(sub.student, kata.id, 0, _max(kata), MISSING, 0.0, why)
     if problem := syntax_problem(path):
         return Row(sub.student, kata.id, 0, _max(kata), MALFORMED, 0.0, problem)
+    return None
+
+
+def grade_pair(sub: Submission, kata: Kata, broker) -> Row:
+    """One student × one kata, as a row. Raises InfraError when the result would say nothing."""
+    if row := unrunnable(sub, kata):
+        return row
+    path, _ = locate(sub, kata)
     try:
         result = run_checks(kata, path, broker.bootstrap_servers, f"batch:{sub.student}",
                             broker_alive=None if kata.faults else broker.process_alive,
@@ -234,7 +242,13 @@ def run_batch(batch: Batch, broker_for: Callable[[Kata | None], object], jobs: i
     broker_for(None) is the shared broker; broker_for(kata) a context manager for a kata's own cluster.
     """
     infra: dict[tuple[str, str], str] = {}
-    pending = batch.pending()
+    pending = []
+    for sub, kata in batch.pending():
+        if row := unrunnable(sub, kata):  # recorded at once: a class of empty folders starts no broker
+            batch.record(row, kata)
+            on_done(row)
+        else:
+            pending.append((sub, kata))
     shared = [(s, k) for s, k in pending if not k.needs_own_cluster]
     own = [(s, k) for s, k in pending if k.needs_own_cluster]
 
