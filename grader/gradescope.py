@@ -19,7 +19,7 @@ import zipfile
 from pathlib import Path
 
 from grader import broker as brokers
-from grader.batch import Row, Submission, grade_pair
+from grader.batch import Row, Submission, grade_pair, unrunnable
 from grader.catalog import Course, Kata
 from grader.commands.release import course_yaml
 from grader.errors import InfraError
@@ -36,6 +36,11 @@ apt-get update
 apt-get install -y --no-install-recommends openjdk-17-jre-headless python3 python3-venv python3-pip patch bubblewrap
 python3 -m venv /autograder/venv
 /autograder/venv/bin/pip install --no-cache-dir /autograder/source/grader-src
+# One broker start now puts its start-up aids (storage template, class-data archive) into the image,
+# so no submission pays for them.
+export KAFKA_HOME=/autograder/source/kafka KAFKA_KATAS_CACHE=/autograder/cache KAFKA_KATAS_DOCKER=0
+/autograder/venv/bin/python -m grader broker up
+/autograder/venv/bin/python -m grader broker down
 """
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
@@ -44,7 +49,8 @@ RUN_AUTOGRADER = """#!/usr/bin/env bash
 set -u
 ROOT="${KAFKA_KATAS_AUTOGRADER_ROOT:-/autograder}"
 PYTHON="${KAFKA_KATAS_AUTOGRADER_PYTHON:-$ROOT/venv/bin/python}"
-export KAFKA_HOME="$ROOT/source/kafka" KAFKA_KATAS_DOCKER=0 NO_COLOR=1
+export KAFKA_HOME="$ROOT/source/kafka" KAFKA_KATAS_CACHE="${KAFKA_KATAS_CACHE:-$ROOT/cache}"
+export KAFKA_KATAS_DOCKER=0 NO_COLOR=1
 exec "$PYTHON" -m grader autograde gradescope --root "$ROOT" --course "$ROOT/source/course"
 """
 
@@ -106,6 +112,9 @@ def grade_submission(course: Course, root: Path) -> dict:
     shared = None
     try:
         for kata in course.katas:
+            if row := unrunnable(sub, kata):  # a missing or unreadable file needs no broker
+                rows.append(row)
+                continue
             if kata.needs_own_cluster:
                 with brokers.obtain_for(kata, "auto", None, lambda m: None) as cluster:
                     rows.append(grade_pair(sub, kata, cluster))
