@@ -52,14 +52,22 @@ class Row:
     seconds: float
     message: str = ""
     checks: list[dict] = field(default_factory=list)
+    isolation: str = ""  # the layers that held around the student's code (grader/host/sandbox.py)
 
 
 def discover(submissions_dir: Path, work_dir: Path) -> list[Submission]:
     """One Submission per folder or .zip directly inside submissions_dir (other files are rows too)."""
     found = []
+    seen: dict[str, Path] = {}
     for entry in sorted(submissions_dir.iterdir()):
         if entry.name.startswith("."):
             continue
+        name = entry.stem if entry.is_file() else entry.name
+        if name in seen:  # alice/ and alice.zip: which one counts is the instructor's call, not ours
+            found.append(Submission(entry.name, entry, problem=(
+                f"{entry} and {seen[name]} are both submissions of '{name}': keep one, then run the batch again.")))
+            continue
+        seen[name] = entry
         if entry.is_dir():
             found.append(Submission(entry.name, entry, root=entry))
         elif entry.suffix == ".zip":
@@ -226,7 +234,7 @@ def grade_pair(sub: Submission, kata: Kata, broker) -> Row:
     checks = [{"name": c.name, "title": c.title, "status": c.status, "points": c.earned, "max_points": c.points,
                "visibility": c.visibility, "message": c.message[-2000:]} for c in result.checks]
     return Row(sub.student, kata.id, result.points, result.max_points, result.status, round(result.duration, 2),
-               result.message, checks)
+               result.message, checks, result.isolation.get("isolation", "none"))
 
 
 def _max(kata: Kata) -> int:

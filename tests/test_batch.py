@@ -19,7 +19,7 @@ import zipfile
 import pytest
 from conftest import FIXTURES, ROOT, run_grade
 
-from grader.batch import Submission, locate, syntax_problem
+from grader.batch import Submission, discover, locate, syntax_problem
 from grader.catalog import load_course
 from grader.patches import apply_patch
 
@@ -97,6 +97,8 @@ def test_batch_grades_a_class_resumes_after_an_interrupt_and_never_touches_progr
     assert {s: r["status"] for s, r in book.items()} == expected  # nothing lost, every verdict right
     assert book["a-solution"]["points"] == book["a-solution"]["max_points"] != "0"
     assert book["b-stub"]["points"] == "0"
+    solution = json.loads((out / "feedback" / "a-solution.json").read_text())["katas"][0]
+    assert solution["isolation"] not in ("", "none")  # the sandbox was in force, and the record says which
     assert not data.exists(), "a batch must never write a progress store"
     feedback = json.loads((out / "feedback" / "f-wrong-place.json").read_text())
     assert "is in the wrong place (src/producer.py)" in feedback["katas"][0]["message"]
@@ -132,3 +134,13 @@ def test_batch_refuses_a_missing_folder(tmp_path):
     result = run_grade("batch", str(tmp_path / "nope"), "--out", str(tmp_path / "out"))
     assert result.returncode == 2
     assert "is not a folder of submissions" in result.stderr
+
+
+def test_two_submissions_of_one_student_are_a_row_not_a_collision(tmp_path):
+    (tmp_path / "alice").mkdir()
+    with zipfile.ZipFile(tmp_path / "alice.zip", "w") as z:
+        z.writestr(KATA.stub, "x = 1\n")
+    subs = discover(tmp_path, tmp_path / "work")
+    assert [s.student for s in subs] == ["alice", "alice.zip"]
+    assert subs[1].problem == f"{tmp_path / 'alice.zip'} and {tmp_path / 'alice'} are both submissions of 'alice': " \
+        "keep one, then run the batch again."
