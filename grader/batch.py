@@ -168,8 +168,9 @@ class Batch:
     def write_reports(self, infra: dict[tuple[str, str], str]) -> Path:
         """gradebook.csv and feedback/<student>.txt|.json from every recorded row (and unrecorded infra rows)."""
         rows = {(r.student, r.kata): r for r in self.rows()}
+        by_id = {k.id: k for k in self.katas}
         for (student, kata_id), message in infra.items():
-            rows.setdefault((student, kata_id), Row(student, kata_id, 0, 0, INFRA, 0.0, message))
+            rows.setdefault((student, kata_id), Row(student, kata_id, 0, _max(by_id[kata_id]), INFRA, 0.0, message))
         gradebook = self.out / "gradebook.csv"
         with gradebook.open("w", newline="") as f:
             writer = csv.writer(f)

@@ -144,3 +144,15 @@ def test_two_submissions_of_one_student_are_a_row_not_a_collision(tmp_path):
     assert [s.student for s in subs] == ["alice", "alice.zip"]
     assert subs[1].problem == f"{tmp_path / 'alice.zip'} and {tmp_path / 'alice'} are both submissions of 'alice': " \
         "keep one, then run the batch again."
+
+
+def test_no_broker_is_exit_3_and_no_student_is_failed_for_it(tmp_path):
+    (tmp_path / "subs" / "alice").mkdir(parents=True)
+    shutil.copyfile(KATA.solution_path, tmp_path / "subs" / "alice" / KATA.stub)
+    (tmp_path / "subs" / "bob").mkdir()
+    result = run_grade("batch", str(tmp_path / "subs"), "--out", str(tmp_path / "out"), "--katas", "kata-01",
+                       "--bootstrap-servers", "127.0.0.1:1")
+    assert result.returncode == 3, result.stderr
+    assert "No Kafka broker answered at 127.0.0.1:1" in result.stderr
+    records = [json.loads(p.read_text()) for p in (tmp_path / "out" / ".batch").rglob("kata-01.json")]
+    assert [(r["student"], r["status"]) for r in records] == [("bob", "missing")]  # alice is graded on the rerun
