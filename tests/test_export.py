@@ -146,8 +146,7 @@ def test_github_classroom_commands_grade_a_release(release, bootstrap):
         return subprocess.run(["bash", "-c", step["with"]["command"]], cwd=release, env=env, capture_output=True,
                               text=True, timeout=step["with"]["timeout"] * 60)
 
-    for step in tests:  # the untouched stubs earn nothing
-        assert run(step).returncode != 0, step["id"]
+    assert run(tests[0]).returncode != 0  # an untouched stub earns nothing (one is enough: it is one command)
     for kata, stub in (("kata-01-echo", "echo.py"), ("kata-02-shout", "shout.py"), ("kata-03-whisper", "whisper.py")):
         shutil.copyfile(CLASSROOM / "solutions" / kata / stub, release / "katas" / kata / stub)
     for step in tests:  # the solutions earn every test
