@@ -29,7 +29,7 @@ from grader.errors import GraderError, InfraError
 from grader.runner import BrokerDied, run_checks
 
 # Rows for submissions that were never run: the file is not there, or it cannot be run at all.
-MISSING, MALFORMED, INFRA = "missing", "malformed", "infra-error"
+MISSING, MALFORMED, INFRA = "missing", "malformed", "infra-error"  # infra-error rows are never recorded
 GRADEBOOK_FIELDS = ("student", "kata", "points", "max_points", "status", "seconds")
 ZIP_MAX_BYTES = 20 << 20  # a student's files are a few kB; a bigger zip is not a submission
 
@@ -270,13 +270,11 @@ def run_batch(batch: Batch, broker_for: Callable[[Kata | None], object], jobs: i
         try:
             row = grade_pair(sub, kata, broker)
         except GraderError as exc:
-            if exc.exit_code != InfraError.exit_code:
-                row = Row(sub.student, kata.id, 0, _max(kata), MALFORMED, 0.0, exc.what)
-            else:
-                with batch._lock:
-                    infra[(sub.student, kata.id)] = exc.what
-                on_done(None)
-                return
+            # The broker's or the course's trouble (a kata's checks missing), never the student's: not recorded.
+            with batch._lock:
+                infra[(sub.student, kata.id)] = exc.what
+            on_done(None)
+            return
         # A run cut short by Ctrl-C says nothing about the student: it is graded again on the rerun.
         if not stopping.is_set():
             batch.record(row, kata)

@@ -156,3 +156,18 @@ def test_no_broker_is_exit_3_and_no_student_is_failed_for_it(tmp_path):
     assert "No Kafka broker answered at 127.0.0.1:1" in result.stderr
     records = [json.loads(p.read_text()) for p in (tmp_path / "out" / ".batch").rglob("kata-01.json")]
     assert [(r["student"], r["status"]) for r in records] == [("bob", "missing")]  # alice is graded on the rerun
+
+
+def test_a_course_problem_is_not_recorded_as_the_students_failure(tmp_path, bootstrap):
+    course = tmp_path / "course"
+    shutil.copytree(FIXTURES / "course-classroom", course)
+    shutil.rmtree(course / "checks" / "kata-02-shout")
+    (tmp_path / "subs" / "alice").mkdir(parents=True)
+    shutil.copyfile(course / "solutions" / "kata-02-shout" / "shout.py", tmp_path / "subs" / "alice" / "shout.py")
+    out = tmp_path / "out"
+    result = run_grade("batch", str(tmp_path / "subs"), "--out", str(out), "--katas", "kata-02", "--course",
+                       str(course), "--bootstrap-servers", bootstrap)
+    assert result.returncode == 3, result.stderr
+    assert "The hidden checks of kata-02 are missing" in result.stderr
+    assert gradebook(out)["alice"]["status"] == "infra-error"
+    assert not list((out / ".batch").rglob("kata-02.json"))  # graded again on the rerun

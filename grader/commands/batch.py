@@ -63,8 +63,9 @@ def batch_command(submissions, out, selection, jobs, course_dir, broker_mode, bo
     console.out.print(f"Gradebook: {gradebook} ({total - len(infra)} of {total} graded); feedback in "
                       f"{out / 'feedback'}.")
     if infra:
-        console.error(InfraError(f"{len(infra)} runs were not graded because of infrastructure trouble "
-                                 "(not the students' code).", detail=next(iter(infra.values())),
+        console.error(InfraError(f"{len(infra)} runs were not graded because of broker or course trouble "
+                                 "(not the students' code; gradebook status infra-error).",
+                                 detail=next(iter(infra.values())),
                                  next_step=f"run the same `grade batch {submissions} --out {out}` again: "
                                  "it grades only what is missing."))
         raise SystemExit(EXIT_INFRA)
