@@ -112,6 +112,9 @@ def _unzip(path: Path, dest: Path) -> Submission:
 def locate(sub: Submission, kata: Kata) -> tuple[Path | None, str]:
     """The student's file for this kata, or why there is none (the row's message)."""
     for candidate in (sub.root / kata.stub, sub.root / "katas" / kata.dir_name / kata.stub):
+        if _linked(candidate, sub.root):
+            # A link could name any file on the grading machine, the reference solution included.
+            return None, f"{candidate.relative_to(sub.root)} is a symbolic link: submit the file itself."
         if candidate.is_file():
             return candidate, ""
     elsewhere = sorted(str(p.relative_to(sub.root)) for p in sub.root.rglob(kata.stub) if p.is_file())
@@ -119,6 +122,15 @@ def locate(sub: Submission, kata: Kata) -> tuple[Path | None, str]:
         return None, (f"{kata.stub} is in the wrong place ({', '.join(elsewhere)}): put it at the top of the "
                       f"submission or under katas/{kata.dir_name}/.")
     return None, f"no {kata.stub} in {sub.source.name} (expected at its top or under katas/{kata.dir_name}/)."
+
+
+def _linked(path: Path, root: Path) -> bool:
+    """True when path, or a folder between root and it, is a symbolic link."""
+    while path != root and path != path.parent:
+        if path.is_symlink():
+            return True
+        path = path.parent
+    return False
 
 
 def syntax_problem(path: Path) -> str:
@@ -213,7 +225,8 @@ def unrunnable(sub: Submission, kata: Kata) -> Row | None:
         return Row(sub.student, kata.id, 0, _max(kata), MALFORMED, 0.0, sub.problem)
     path, why = locate(sub, kata)
     if path is None:
-        return Row(sub.student, kata.id, 0, _max(kata), MISSING, 0.0, why)
+        status = MALFORMED if "symbolic link" in why else MISSING
+        return Row(sub.student, kata.id, 0, _max(kata), status, 0.0, why)
     if problem := syntax_problem(path):
         return Row(sub.student, kata.id, 0, _max(kata), MALFORMED, 0.0, problem)
     return None

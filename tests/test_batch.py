@@ -171,3 +171,15 @@ def test_a_course_problem_is_not_recorded_as_the_students_failure(tmp_path, boot
     assert "The hidden checks of kata-02 are missing" in result.stderr
     assert gradebook(out)["alice"]["status"] == "infra-error"
     assert not list((out / ".batch").rglob("kata-02.json"))  # graded again on the rerun
+
+
+def test_a_symbolic_link_is_never_graded(tmp_path):
+    """A link in a student's folder could point at the reference solution on the grading machine."""
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / KATA.stub).symlink_to(KATA.solution_path)
+    sub = Submission("s", tmp_path / "s", root=tmp_path / "s")
+    assert locate(sub, KATA) == (None, f"{KATA.stub} is a symbolic link: submit the file itself.")
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "katas").symlink_to(KATA.root / "solutions")
+    linked = Submission("t", tmp_path / "t", root=tmp_path / "t")
+    assert locate(linked, KATA)[1] == f"katas/{KATA.dir_name}/{KATA.stub} is a symbolic link: submit the file itself."
