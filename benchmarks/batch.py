@@ -57,7 +57,8 @@ def build(subs: Path, katas, students: int, scratch: Path) -> dict[tuple[str, st
                 status = "fail"
             elif kind == "known-bad":
                 patches = sorted((kata.checks_dir / "known_bad").glob("*.patch"))
-                patched = apply_patch(kata.solution_path, patches[i % len(patches)], Path(tempfile.mkdtemp()))
+                patched = apply_patch(kata.solution_path, patches[i % len(patches)],
+                                      Path(tempfile.mkdtemp(dir=scratch.parent)))  # removed with the run's folder
                 shutil.copyfile(patched, target)
                 status = "fail"
             elif kind == "hostile":
