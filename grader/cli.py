@@ -8,7 +8,9 @@ import sys
 import click
 
 from grader import __version__, console
+from grader.commands.batch import batch_command
 from grader.commands.broker_cmd import broker_group
+from grader.commands.export import autograde_command, export_group
 from grader.commands.kafka_cli import kafka_command
 from grader.commands.learner import hint_command, next_command, solution_command
 from grader.commands.listing import list_command
@@ -51,6 +53,8 @@ def cli():
     grade kafka topics --list   Kafka's own CLI tools against the grader's broker
     grade new SLUG --checklist ITEM   instructors: scaffold a new kata
     grade release OUT        instructors: write a student course (no solutions, no hidden checks)
+    grade batch DIR --out G  instructors: grade every student's submission into a gradebook
+    grade export gradescope A.zip   instructors: a Gradescope autograder (github-classroom DIR too)
     """
 
 
@@ -59,7 +63,8 @@ cli.add_command(list_command)
 cli.add_command(validate_command)
 cli.add_command(broker_group)
 for command in (hint_command, solution_command, next_command, progress_command, watch_command,
-                new_command, kafka_command, release_command):
+                new_command, kafka_command, release_command, batch_command,
+                export_group, autograde_command):
     cli.add_command(command)
 
 

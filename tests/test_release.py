@@ -152,6 +152,10 @@ def test_no_hidden_check_content_in_the_release(classroom_release):
      "Next: `grade hint kata-01` reveals the next hint"),
     (("release", "elsewhere"), "`grade release` is an instructor command",
      "Next: run `grade release OUT` in the course repository this release was made from."),
+    (("batch", ".", "--out", "grades"), "`grade batch` is an instructor command",
+     "Next: run it in the course repository the release was made from."),
+    (("export", "gradescope", "ag.zip"), "`grade export gradescope` is an instructor command",
+     "Next: run it in the course repository (it needs the hidden checks, which a release leaves out)."),
 ])
 def test_instructor_commands_say_so_in_a_release(classroom_release, command, phrase, next_step):
     result = run_grade(*command, "--course", str(classroom_release))

@@ -95,7 +95,7 @@ def make_plan(course: Course, katas: list[Kata], requirement: str) -> Plan:
         plan.files.update(_kata_files(kata, ids))
     for folder, sharing in by_folder.items():
         plan.files.update(_check_files(folder, sharing, plan))
-    plan.files[Path(COURSE_FILE)] = _course_yaml(course, katas)
+    plan.files[Path(COURSE_FILE)] = course_yaml(course, katas)
     plan.files[Path(RELEASE_FILE)] = yaml.safe_dump(
         {"format_version": 1, "grader_version": __version__, "katas": [k.id for k in katas],
          "held_back": plan.held_back}, sort_keys=False)
@@ -218,7 +218,7 @@ def _span(node: ast.FunctionDef | ast.AsyncFunctionDef, lines: list[str]) -> ran
     return range(start, end + 1)
 
 
-def _course_yaml(course: Course, katas: list[Kata]) -> str:
+def course_yaml(course: Course, katas: list[Kata]) -> str:
     data = yaml.safe_load((course.root / COURSE_FILE).read_text(encoding="utf-8"))
     data["katas"] = [k.dir_name for k in katas]
     return (f"# {course.title}: the student release (`grade release`), for grader {__version__}.\n"
