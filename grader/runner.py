@@ -60,6 +60,10 @@ def run_checks(kata: Kata, impl_path: Path, bootstrap_servers: str, target: str,
     finally:
         _kill_strays(scratch)
         shutil.rmtree(scratch, ignore_errors=True)
+    dead = services.dead(kata.id)
+    if dead:  # a check that lost its database or Connect worker says nothing about the learner's code
+        raise InfraError(f"The {dead[0]} service of {kata.id} stopped while the checks ran; the verdicts are void.",
+                         detail=services.death_report(kata.id), next_step="run the same command again.")
     result = KataResult(kata_id=kata.id, slug=kata.slug, title=kata.title, checklist=kata.checklist,
                         target=target, status=FAIL, duration=duration)
     result.checks = _checks_from(events)

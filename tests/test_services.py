@@ -82,3 +82,12 @@ def test_missing_postgres_names_the_install_command(monkeypatch):
     assert "PostgreSQL was not found" in err.value.what
     assert "sudo apt-get install postgresql" in err.value.next_step
     assert "KAFKA_KATAS_POSTGRES_URL" in err.value.next_step
+
+
+@needs_postgres
+def test_a_service_that_dies_is_infrastructure_trouble():
+    proc = _grade("kata-02", "--solution")
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 3, out
+    assert "The postgres service of kata-02 stopped while the checks ran; the verdicts are void." in out
+    assert "Next: run the same command again." in out

@@ -22,12 +22,23 @@ from grader.schema import SERVICES
 KNOWN = SERVICES  # in start order: postgres first, Connect's connectors reach for it
 # kata id -> the addresses file of its running services; the runner looks it up (run_checks has many
 # callers, and a validation runs one kata's targets against one set of services).
+ENV = {"postgres": "KAFKA_KATAS_POSTGRES_URL", "connect": "KAFKA_KATAS_CONNECT_URL"}
 _ACTIVE: dict[str, Path] = {}
+_SERVERS: dict[str, dict] = {}  # kata id -> {name: the server this grader started}
 
 
 def file_for(kata_id: str) -> Path | None:
     return _ACTIVE.get(kata_id)
-ENV = {"postgres": "KAFKA_KATAS_POSTGRES_URL", "connect": "KAFKA_KATAS_CONNECT_URL"}
+
+
+def dead(kata_id: str) -> list[str]:
+    """Names of the services this grader started for the kata whose process has ended."""
+    return [name for name, server in _SERVERS.get(kata_id, {}).items() if not server.alive()]
+
+
+def death_report(kata_id: str) -> str:
+    return "\n".join(f"Last lines of the {name} log ({server.log_path}):\n{server.log_tail()}"
+                     for name, server in _SERVERS.get(kata_id, {}).items() if not server.alive())
 
 
 @contextlib.contextmanager
@@ -39,6 +50,7 @@ def started(kata, bootstrap_servers: str, progress: Progress) -> Iterator[Path |
         return
     urls: dict[str, str] = {}
     with contextlib.ExitStack() as stack:
+        stack.callback(_SERVERS.pop, kata.id, None)
         for name in KNOWN:
             if name not in names:
                 continue
@@ -58,6 +70,7 @@ def started(kata, bootstrap_servers: str, progress: Progress) -> Iterator[Path |
                 server = start_connect(bootstrap_servers, progress)
                 urls[name] = server.url
             stack.callback(server.stop)
+            _SERVERS.setdefault(kata.id, {})[name] = server
         fd, path = tempfile.mkstemp(prefix="kk-services-", suffix=".json")
         stack.callback(os.unlink, path)
         with os.fdopen(fd, "w") as fh:

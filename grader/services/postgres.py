@@ -114,6 +114,12 @@ class Postgres:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return "(no PostgreSQL log was written)"
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)  # "fast" shutdown: no waiting for clients
