@@ -56,8 +56,10 @@ class ConnectRest:
         """Connect's own validation: every error message it reports for this config (empty when valid)."""
         short = plugin_class.rsplit(".", 1)[-1]
         answer = self._call("PUT", f"/connector-plugins/{short}/config/validate",
-                            {"connector.class": plugin_class, **{k: str(v) for k, v in config.items()}})
-        return [f"{c['value']['name']}: {e}" for c in answer.get("configs", []) for e in c["value"]["errors"]]
+                            {"name": "kk-validate", "connector.class": plugin_class,
+                             **{k: str(v) for k, v in config.items()}})
+        values = [c.get("value") or {} for c in answer.get("configs") or []]  # Debezium leaves some null
+        return [f"{v.get('name')}: {e}" for v in values for e in v.get("errors") or []]
 
     def status(self, name: str) -> dict:
         return self._call("GET", f"/connectors/{name}/status")
