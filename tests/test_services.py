@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import FIXTURES, ROOT
@@ -51,7 +52,21 @@ def test_validation_shares_services_and_leaves_nothing_behind():
     pg_port = re.search(r"Starting PostgreSQL on 127\.0\.0\.1:(\d+)", out).group(1)
     connect_port = int(re.search(r"Connect worker on 127\.0\.0\.1:(\d+)", out).group(1))
     assert f"-p {pg_port}" not in _ps()
-    assert not _answers(int(pg_port)) and not _answers(connect_port)
+    assert not _answers(int(pg_port)) and not _connect_jvms(connect_port)
+
+
+def _connect_jvms(port: int) -> list[str]:
+    """Command lines of Connect worker JVMs whose worker.properties listens on port."""
+    found = []
+    for line in _ps().splitlines():
+        props = re.search(r"ConnectDistributed (\S+worker\.properties)", line)
+        if props and "java" in line:
+            try:
+                if f"listeners=http://127.0.0.1:{port}\n" in Path(props.group(1)).read_text():
+                    found.append(line)
+            except OSError:
+                pass
+    return found
 
 
 @needs_postgres
@@ -64,14 +79,17 @@ def test_sigkilled_grader_takes_its_services_along():
             break
     pg_port = int(re.search(r"Starting PostgreSQL on 127\.0\.0\.1:(\d+)", "".join(lines)).group(1))
     connect_port = int(re.search(r"Connect worker on 127\.0\.0\.1:(\d+)", "".join(lines)).group(1))
-    assert _answers(pg_port), "".join(lines)
+    deadline = time.monotonic() + 30
+    while not _connect_jvms(connect_port) and time.monotonic() < deadline:  # kill with both running
+        time.sleep(0.05)
+    assert _connect_jvms(connect_port) and _answers(pg_port), "".join(lines)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and (f"-p {pg_port}" in _ps() or _answers(connect_port)):
+    while time.monotonic() < deadline and (f"-p {pg_port}" in _ps() or _connect_jvms(connect_port)):
         time.sleep(0.2)
     assert f"-p {pg_port}" not in _ps(), "PostgreSQL outlived the SIGKILLed grader"
-    assert not _answers(connect_port), "the Connect worker outlived the SIGKILLed grader"
+    assert not _connect_jvms(connect_port), "the Connect worker outlived the SIGKILLed grader"
 
 
 def test_missing_postgres_names_the_install_command(monkeypatch):

@@ -9,7 +9,9 @@ Ready = the REST API lists the connector plugins (the plugin scan is the slow pa
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -93,11 +95,13 @@ class ConnectWorker:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):  # the JVM and its keeper (which waits for it)
+                os.killpg(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
             proc_guard.untrack(self.process)
         shutil.rmtree(self.workdir, ignore_errors=True)
@@ -137,7 +141,7 @@ def start_connect(bootstrap_servers: str, progress: Progress) -> ConnectWorker:
     progress(f"Starting a Kafka Connect worker on 127.0.0.1:{worker.port}…")
     with worker.log_path.open("wb") as log:
         worker.process = proc_guard.track(subprocess.Popen(
-            proc_guard.guarded(cmd), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            proc_guard.kept(cmd), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True))
     try:
         wait_ready(worker)

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader import proc as proc_guard
 from grader.broker.base import Progress
 from grader.broker.jars import cache_root
 from grader.broker.local import free_port
@@ -51,14 +52,15 @@ def bin_dir() -> Path:
 
 
 def _as_owner(cmd: list[str]) -> list[str]:
-    """cmd run unprivileged when we are root; always guarded to die with its parent."""
-    setpriv = shutil.which("setpriv")
+    """cmd run unprivileged when we are root (the keeper's pdeathsig guard goes on top, see kept())."""
     if os.geteuid() != 0:
-        return [setpriv, "--pdeathsig", "KILL", *cmd] if setpriv else cmd
+        return cmd
+    setpriv = shutil.which("setpriv")
     if not setpriv:
         raise InfraError("The grader runs as root, PostgreSQL refuses root, and `setpriv` (util-linux) "
                          "is missing to drop privileges.", next_step="run the grader as a normal user.")
-    return [setpriv, f"--reuid={RUN_AS}", f"--regid={RUN_AS}", "--init-groups", "--pdeathsig", "KILL", *cmd]
+    return [setpriv, f"--reuid={RUN_AS}", f"--regid={RUN_AS}", "--init-groups", *cmd]
+
 
 
 def _chown(path: Path) -> None:
@@ -80,8 +82,9 @@ def ensure_template(progress: Progress) -> Path:
     partial = Path(tempfile.mkdtemp(prefix="kk-pg-initdb-"))
     _chown(partial)
     data = partial / "data"
-    proc = subprocess.run(_as_owner([str(bin_dir() / "initdb"), "-D", str(data), "-U", USER, "--auth=trust",
-                                     "--encoding=UTF8", "--no-sync", "--locale=C"]),
+    initdb = [str(bin_dir() / "initdb"), "-D", str(data), "-U", USER, "--auth=trust", "--encoding=UTF8",
+              "--no-sync", "--locale=C"]
+    proc = subprocess.run(proc_guard.guarded(_as_owner(initdb)),
                           capture_output=True, text=True, timeout=120)
     if proc.returncode != 0:
         shutil.rmtree(partial, ignore_errors=True)
@@ -122,13 +125,28 @@ class Postgres:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)  # "fast" shutdown: no waiting for clients
+            # "fast" shutdown (no waiting for clients) to the group: postgres and its keeper, which waits for it.
+            # A clean stop also removes its shared memory, which a SIGKILL would leave behind.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGINT)
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+        self._remove_leftover_segment()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _remove_leftover_segment(self) -> None:
+        """A postmaster that was killed (not shut down) leaves its small SysV segment behind; postmaster.pid
+        names it (last line: key and id). A clean shutdown removed it already (ipcrm then finds nothing)."""
+        try:
+            shmid = (self.workdir / "data" / "postmaster.pid").read_text().splitlines()[6].split()[1]
+        except (OSError, IndexError):
+            return
+        if shmid.isdigit():
+            subprocess.run(["ipcrm", "-m", shmid], capture_output=True, timeout=10)
 
 
 def start_postgres(progress: Progress) -> Postgres:
@@ -142,7 +160,7 @@ def start_postgres(progress: Progress) -> Postgres:
     progress(f"Starting PostgreSQL on 127.0.0.1:{server.port}…")
     log = server.log_path.open("w")
     server.process = subprocess.Popen(
-        _as_owner([str(bin_dir() / "postgres"), "-D", str(data), "-p", str(server.port)]),
+        proc_guard.kept(_as_owner([str(bin_dir() / "postgres"), "-D", str(data), "-p", str(server.port)])),
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait_ready(server)
