@@ -58,6 +58,7 @@ class Kata:
     requires: tuple[str, ...] = ()
     brokers: int = 1
     faults: bool = False  # needs node control and fault proxies: a dedicated local cluster
+    services: tuple[str, ...] = ()  # started beside the broker (grader/services/): postgres, connect
     timeout_s: int = DEFAULT_TIMEOUT_S
     hints: tuple[str, ...] = ()
     further_reading: tuple[str, ...] = ()
@@ -212,7 +213,7 @@ def load_kata(root: Path, dir_name: str, item_ids: set[str]) -> Kata:
         checks=data.get("checks", dir_name), concepts=tuple(data.get("concepts") or ()),
         difficulty=data.get("difficulty", "beginner"), requires=tuple(data.get("requires") or ()),
         brokers=broker.get("brokers", 1), faults=broker.get("faults", False),
-        timeout_s=data.get("timeout_s", DEFAULT_TIMEOUT_S),
+        services=tuple(data.get("services") or ()), timeout_s=data.get("timeout_s", DEFAULT_TIMEOUT_S),
         hints=tuple(data["hints"]), further_reading=tuple(str(x) for x in data.get("further_reading") or ()),
         known_bad=tuple(known_bad), equivalent_mutants=tuple(equivalents), scoring=scores,
     )
@@ -243,6 +244,10 @@ def _check_formats(data: LineDict, path: Path, dir_name: str, item_ids: set[str]
     brokers = (data.get("broker") or {}).get("brokers", 1)
     if brokers not in (1, 3):
         fail("broker", f"broker.brokers is {brokers!r}; the grader runs 1 or 3 brokers.", "use 1 or 3.")
+    unknown = [s for s in data.get("services") or () if s not in schema.SERVICES]
+    if unknown:
+        fail("services", f"services names {unknown[0]!r}, which the grader cannot start.",
+             f"use a list of: {', '.join(schema.SERVICES)} (e.g. `services: [postgres, connect]`).")
     for key in ("stub", "solution"):
         name = data.get(key)
         if name and (Path(name).is_absolute() or ".." in Path(name).parts):

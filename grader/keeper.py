@@ -28,8 +28,13 @@ def main(argv: list[str]) -> int:
     if sep != "--" or not command:
         print("usage: python -m grader.keeper OWNER_PID -- COMMAND...", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the node got it too: wait for it to shut down
+    # Started before the keeper ignores anything: an ignored signal stays ignored across exec, and a JVM
+    # started that way ignores SIGTERM for good (no controlled shutdown, ever).
     node = subprocess.Popen(guarded(command))
+    # The node gets these too (they are sent to the keeper's process group): wait for it to shut down.
+    # SIGINT is how PostgreSQL is asked for a fast shutdown (grader/services/postgres.py).
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
         try:
             return node.wait(timeout=OWNER_POLL_S)

@@ -26,6 +26,12 @@ def guarded(cmd: list[str]) -> list[str]:
     return [_SETPRIV, "--pdeathsig", "KILL", *cmd] if _SETPRIV else list(cmd)
 
 
+def kept(cmd: list[str]) -> list[str]:
+    """cmd under grader/keeper.py: it ends cmd once this grader is gone. pdeathsig alone misses a grader
+    killed between fork and the child's prctl (the child is then init's); the keeper polls the owner's pid."""
+    return [sys.executable, "-m", "grader.keeper", str(os.getpid()), "--", *cmd]
+
+
 def track(proc: subprocess.Popen) -> subprocess.Popen:
     with _LOCK:
         _ACTIVE.add(proc)

@@ -34,6 +34,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--kata-host", help="JSON file: how to start the learner host (grader/host/sandbox.py)")
     group.addoption("--kata-run-id", default="", help="prefix for topic/group names of this run")
     group.addoption("--kata-cluster", help="node-control file of a local cluster (katas with brokers: 3 / faults)")
+    group.addoption("--kata-services", help="JSON file: addresses of the kata's services (postgres, connect)")
     group.addoption("--kata-only", help="run only the check of this exact name (validation of a known-bad fixture)")
 
 
@@ -208,6 +209,36 @@ def bootstrap_servers(pytestconfig: pytest.Config, request: pytest.FixtureReques
     if not value:
         pytest.exit("no broker given: pass --kafka-bootstrap (the grader does this for you)", returncode=3)
     return value
+
+
+def _service_url(pytestconfig: pytest.Config, name: str) -> str:
+    path = pytestconfig.getoption("--kata-services")
+    urls = json.loads(Path(path).read_text()) if path else {}
+    if name not in urls:
+        pytest.fail(f"This check needs the {name} service, and the grader did not start one. Add "
+                    f"`services: [{name}]` to the kata's kata.yaml and run it with `grade KATA`.", pytrace=False)
+    return urls[name]
+
+
+@pytest.fixture(scope="session")
+def postgres_url(pytestconfig: pytest.Config) -> str:
+    """postgresql://USER@HOST:PORT/DB of the kata's PostgreSQL (logical decoding on)."""
+    return _service_url(pytestconfig, "postgres")
+
+
+@pytest.fixture
+def postgres(postgres_url: str):
+    """A psycopg 3 connection in autocommit mode: every statement is its own committed transaction."""
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture(scope="session")
+def connect_url(pytestconfig: pytest.Config) -> str:
+    """http://HOST:PORT of the kata's Kafka Connect worker (REST API)."""
+    return _service_url(pytestconfig, "connect")
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from grader import proc as proc_guard
-from grader import scoring
+from grader import scoring, services
 from grader.catalog import Kata
 from grader.errors import CourseError, InfraError
 from grader.host import sandbox
@@ -60,6 +60,10 @@ def run_checks(kata: Kata, impl_path: Path, bootstrap_servers: str, target: str,
     finally:
         _kill_strays(scratch)
         shutil.rmtree(scratch, ignore_errors=True)
+    dead = services.dead(kata.id)
+    if dead:  # a check that lost its database or Connect worker says nothing about the learner's code
+        raise InfraError(f"The {dead[0]} service of {kata.id} stopped while the checks ran; the verdicts are void.",
+                         detail=services.death_report(kata.id), next_step="run the same command again.")
     result = KataResult(kata_id=kata.id, slug=kata.slug, title=kata.title, checklist=kata.checklist,
                         target=target, status=FAIL, duration=duration)
     result.checks = _checks_from(events)
@@ -141,6 +145,9 @@ def _run_judge(kata: Kata, impl_path: Path, bootstrap_servers: str, tmpdir: Path
            f"--kata-host={tmpdir / 'host.json'}", f"--kata-run-id={run_id or uuid.uuid4().hex[:6]}"]
     if cluster_file:
         cmd.append(f"--kata-cluster={cluster_file}")
+    services_file = services.file_for(kata.id)
+    if services_file:
+        cmd.append(f"--kata-services={services_file}")
     if only:
         cmd.append(f"--kata-only={only}")
     if stop_at_first_failure:  # a mutant is killed by its first failing check: the rest would only cost time

@@ -26,6 +26,8 @@ class Field:
     what: str = ""  # how an instructor should read the expected value
 
 
+SERVICES = ("postgres", "connect")  # what grader/services/ can start
+
 KATA_FIELDS: dict[str, Field] = {
     "id": Field(str, what="a kata id such as kata-05"),
     "slug": Field(str, what="a kebab-case slug such as manual-commit"),
@@ -38,6 +40,7 @@ KATA_FIELDS: dict[str, Field] = {
     "solution": Field(str, False, "the solution's file name inside solutions/<kata>/ (default: stub's)"),
     "checks": Field(str, False, "the checks folder under checks/ (default: the kata folder's name)"),
     "broker": Field(dict, False, "a mapping such as {brokers: 3, faults: true}"),
+    "services": Field(list, False, "a list of services started beside the broker: postgres, connect"),
     "timeout_s": Field(int, False, "whole seconds, 5 to 900"),
     "hints": Field(list, what="a non-empty list of hints, gentlest first"),
     "further_reading": Field(list, False, "a list of links"),

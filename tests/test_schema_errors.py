@@ -62,6 +62,9 @@ KATA_VARIANTS = [
     ("concepts-string", append("concepts: kafka\n"), "'concepts' should be a list of concept tags", None),
     ("empty-title", replace("title: Produce one record", "title: ''"), "'title' is empty", 3),
     ("null-title", replace("title: Produce one record", "title:"), "found nothing (null)", 3),
+    ("services-unknown", append("services: [mysql]\n"), "services names 'mysql', which the grader cannot start",
+     None),
+    ("services-string", append("services: postgres\n"), "'services' should be a list of services", None),
     ("requires-string", append("requires: kata-00\n"), "'requires' should be a list of kata ids", None),
     # kata.yaml `scoring:` (points and visibility per check); appended, so `scoring:` is line 13, its entry 14.
     ("scoring-list", append("scoring:\n  - test_value_arrives\n"),

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from grader import broker as brokers
-from grader import console
+from grader import console, services
 from grader.catalog import Course, find_course_root, load_course
 from grader.errors import UsageError
 
@@ -74,7 +74,8 @@ def obtain_broker_for(kata, mode: str, bootstrap_servers: str | None):
     with console.spinner("Getting a Kafka broker ready…"):
         broker = brokers.start_for(kata, mode, bootstrap_servers, console.progress)
     try:
-        yield broker
+        with services.started(kata, broker.bootstrap_servers, console.progress):
+            yield broker
     finally:
         broker.stop()
 

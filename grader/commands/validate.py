@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from grader import broker as brokers
-from grader import console, timings
+from grader import console, services, timings
 from grader.commands.common import (
     broker_options,
     cluster_file_of,
@@ -132,6 +132,11 @@ def _validate_own(kata, course, mode: str, bootstrap_servers: str | None, as_jso
 
 def _validate_on(kata, course, broker, as_json: bool, sweep: dict | None = None):
     console.progress(f"Validating {kata.id} ({kata.slug})…")
+    with services.started(kata, broker.bootstrap_servers, console.progress):
+        return _validate_with_services(kata, course, broker, as_json, sweep)
+
+
+def _validate_with_services(kata, course, broker, as_json: bool, sweep: dict | None):
     try:
         # Fault katas stop nodes on purpose: no watchdog; the end-of-run check still catches a dead cluster.
         alive = None if kata.faults else broker.process_alive
