@@ -220,8 +220,15 @@ def test_a_sigkilled_grader_leaves_no_broker_and_no_learner_code():
     """No cleanup code runs after SIGKILL: the kernel must take the children down (setpriv --pdeathsig)."""
     run = GradeProcess("kata-01", "--course", str(OK_COURSE), "--file", HANG, "--timeout", "60", "--broker", "local")
     run.wait_for_line("Running the hidden checks")
-    out = subprocess.run(["ps", "-ww", "-eo", "pid,ppid,args"], capture_output=True, text=True).stdout
-    children = [int(c[0]) for c in (line.split(None, 2) for line in out.splitlines()[1:]) if c[1] == str(run.proc.pid)]
+    # The line comes just before the check run is spawned: wait for both children to exist.
+    deadline = time.monotonic() + 15
+    while True:
+        out = subprocess.run(["ps", "-ww", "-eo", "pid,ppid,args"], capture_output=True, text=True).stdout
+        children = [int(c[0]) for c in (line.split(None, 2) for line in out.splitlines()[1:])
+                    if c[1] == str(run.proc.pid)]
+        if len(children) >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert len(children) >= 2  # the broker JVM and the check run
     run.proc.kill()
     run.proc.wait(timeout=10)
