@@ -43,3 +43,29 @@ def test_an_outside_cluster_that_answers_late_is_not_called_dead(monkeypatch):
 def test_an_outside_cluster_that_never_answers_is_dead(monkeypatch):
     monkeypatch.setattr(base, "metadata_answers", lambda servers, timeout: False)
     assert not base.Broker("127.0.0.1:1", "external").alive()
+
+
+def test_grade_with_an_impossible_start_deadline_retries_once_and_exits_3():
+    """Caused for real through the CLI: KAFKA_KATAS_START_TIMEOUT_S=0 makes every start too slow."""
+    from conftest import run_grade
+
+    before = set(kafka_jvms())
+    result = run_grade("kata-01", "--solution", "--broker", "local",
+                       env={"KAFKA_KATAS_START_TIMEOUT_S": "0", "KAFKA_BOOTSTRAP_SERVERS": ""})
+    out = result.stdout + result.stderr
+    assert result.returncode == 3, out
+    assert out.count("Starting it once more…") == 1, out
+    assert "Infrastructure error (not a problem with your code)" in out
+    assert "The local Kafka broker did not answer within 0s (load average" in out
+    assert set(kafka_jvms()) <= before
+
+
+def test_a_start_deadline_that_is_not_a_number_is_a_usage_error():
+    from conftest import run_grade
+
+    result = run_grade("kata-01", "--solution", "--broker", "local",
+                       env={"KAFKA_KATAS_START_TIMEOUT_S": "soon", "KAFKA_BOOTSTRAP_SERVERS": ""})
+    out = result.stdout + result.stderr
+    assert result.returncode == 2, out
+    assert "KAFKA_KATAS_START_TIMEOUT_S='soon' is not a number of seconds." in out
+    assert "unset KAFKA_KATAS_START_TIMEOUT_S" in out
