@@ -167,7 +167,7 @@ def start_local(progress: Progress, node_count: int = 1, proxy: bool = False, de
     java = jars.java_executable()
     classpath = jars.kafka_classpath(progress)
     archive = warmup.cds_archive(java, classpath)
-    if not archive.is_file() and warmup.fast_start_enabled():
+    if not archive.is_file() and warmup.fast_start_enabled() and not warmup.archive_deferred():
         _build_archive(java, classpath, archive, progress)
     progress(f"Starting a local Kafka broker ({node_count} node{'s' if node_count > 1 else ''}) on 127.0.0.1…")
     started = time.monotonic()
@@ -245,6 +245,20 @@ def _format_into(common: list[str], node: Node, nodes: list[Node], data_dir: Pat
         _format(common, cluster_id, cfg, node)
     finally:
         cfg.unlink(missing_ok=True)
+
+
+def build_archive_if_missing(progress: Progress) -> None:
+    """Build the class-data archive now if this machine has none (`grade` calls it after the verdict)."""
+    if not warmup.fast_start_enabled():
+        return
+    try:
+        java = jars.java_executable()
+        classpath = jars.kafka_classpath(progress)
+    except InfraError:
+        return
+    archive = warmup.cds_archive(java, classpath)
+    if not archive.is_file():
+        _build_archive(java, classpath, archive, progress)
 
 
 def _build_archive(java: str, classpath: str, archive: Path, progress: Progress) -> None:

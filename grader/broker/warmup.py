@@ -30,6 +30,21 @@ def fast_start_enabled() -> bool:
     return os.environ.get("KAFKA_KATAS_FAST_START", "1") != "0"
 
 
+_deferred = False
+
+
+def defer_archive() -> None:
+    """`grade KATA` asks for this: on a first run, start the broker without a class-data archive and
+    build it after the verdict is shown (build_archive_if_missing), so the first verdict does not wait
+    ~10 s for an optimisation of later runs (issue 15, P6). Everything else builds it before starting."""
+    global _deferred
+    _deferred = True
+
+
+def archive_deferred() -> bool:
+    return _deferred
+
+
 def _cache_dir() -> Path:
     return jars.cache_root() / f"kafka-{jars.KAFKA_VERSION}"
 
