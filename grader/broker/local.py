@@ -68,8 +68,15 @@ def free_port() -> int:
 
 
 def kafka_uuid() -> str:
-    """A Kafka cluster id (base64url of 16 random bytes), made without a JVM launch."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """A Kafka cluster id (base64url of 16 random bytes), made without a JVM launch.
+
+    Never one that starts with "-" (1 in 64): `StorageTool format -t -xyz…` reads it as an option and
+    fails ("argument --cluster-id/-t: expected one argument"); Kafka's Uuid.randomUuid() skips those too.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 @dataclass

@@ -74,7 +74,9 @@ def template_dir(node_id: int) -> Path:
 
 def template_cluster_id() -> str | None:
     path = _cache_dir() / "storage-template" / TEMPLATE_CLUSTER_ID_FILE
-    return path.read_text().strip() if path.is_file() else None
+    cluster_id = path.read_text().strip() if path.is_file() else None
+    # An id starting with "-" (written by an older grader) can never be formatted: make a new one.
+    return cluster_id if cluster_id and not cluster_id.startswith("-") else None
 
 
 def ensure_template(format_node, node_id: int, cluster_id: str) -> bool:
@@ -87,7 +89,7 @@ def ensure_template(format_node, node_id: int, cluster_id: str) -> bool:
         return template_cluster_id() == cluster_id
     target.parent.mkdir(parents=True, exist_ok=True)
     id_file = target.parent / TEMPLATE_CLUSTER_ID_FILE
-    if not id_file.exists():
+    if not id_file.exists() or template_cluster_id() is None:
         tmp_id = id_file.with_suffix(f".{os.getpid()}")
         tmp_id.write_text(cluster_id)
         os.replace(tmp_id, id_file)
