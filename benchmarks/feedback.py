@@ -9,25 +9,15 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._timing import timed  # noqa: E402
 from grader.broker import reusable  # noqa: E402
 from grader.catalog import load_course  # noqa: E402
-
-
-def timed(cmd: list[str], env: dict) -> float:
-    started = time.monotonic()
-    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True)
-    elapsed = time.monotonic() - started
-    if result.returncode != 0:
-        raise RuntimeError(result.stdout.decode()[-1500:] + result.stderr.decode()[-1500:])
-    return elapsed
 
 
 def main() -> None:
@@ -43,11 +33,11 @@ def main() -> None:
         bare = [sys.executable, "-m", "pytest", str(kata.checks_dir), "-c", os.devnull, "-p", "grader.pytest_plugin",
                 "-p", "no:cacheprovider", "-q", f"--kata-impl={kata.solution_path}",
                 f"--kafka-bootstrap={broker.bootstrap_servers}"]
-        timed(grade, env)  # warm the OS caches for both
+        timed(grade, ROOT, env)  # warm the OS caches for both
         g, b = [], []
         for _ in range(args.runs):
-            g.append(timed(grade, env))
-            b.append(timed(bare, env))
+            g.append(timed(grade, ROOT, env))
+            b.append(timed(bare, ROOT, env))
         print(f"P2 warm feedback for {kata.id} --solution, median of {args.runs} alternating runs: "
               f"grade {statistics.median(g):.2f}s vs bare pytest {statistics.median(b):.2f}s "
               f"= {statistics.median(g) / statistics.median(b):.2f}x")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._timing import timed, tree_at  # noqa: E402
 from grader.broker import reusable  # noqa: E402
 from grader.host import sandbox  # noqa: E402
 from grader.kit.learner import LearnerHost  # noqa: E402
@@ -92,14 +92,6 @@ def _peak_vm(host, impl) -> dict[str, float]:
     return {"VmPeak MB": fields.get("VmPeak", 0) / 1024, "VmHWM MB": fields.get("VmHWM", 0) / 1024}
 
 
-def timed(cmd: list[str], cwd: Path, env: dict) -> float:
-    started = time.monotonic()
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True)
-    elapsed = time.monotonic() - started
-    if result.returncode != 0:
-        raise RuntimeError(result.stdout.decode()[-1500:] + result.stderr.decode()[-1500:])
-    return elapsed
-
 
 def main() -> None:
     parser = argparse.ArgumentParser()
@@ -117,11 +109,8 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "PYTHONPATH")}
     broker, started = reusable.up(lambda m: None)
     try:
-        with tempfile.TemporaryDirectory(prefix="kk-before-") as before:
-            archive = subprocess.run(["git", "archive", args.before_ref, "grader", "katas", "checks", "solutions"],
-                                     cwd=ROOT, capture_output=True, check=True).stdout
-            subprocess.run(["tar", "-x", "-C", before], input=archive, check=True)
-            trees = {"before": Path(before), "after": ROOT}
+        with tree_at(args.before_ref) as before:
+            trees = {"before": before, "after": ROOT}
             times: dict[str, list[float]] = {"before": [], "after": []}
             cmd = [sys.executable, "-m", "grader", args.kata, "--solution", "-q"]
             for tree in trees.values():  # warm the OS caches for both

@@ -237,3 +237,26 @@ def test_a_sigkilled_grader_leaves_no_broker_and_no_learner_code():
         time.sleep(0.1)
     alive = [pid for pid in children if Path(f"/proc/{pid}").exists()]
     assert not alive, f"children {alive} outlived a SIGKILLed grader"
+
+
+def test_cluster_ids_never_start_with_a_dash():
+    """StorageTool reads `-t -xyz…` as an option; 1 id in 64 used to start with "-" (a fresh cache then
+    failed every start: the template's id is kept)."""
+    from grader.broker.local import kafka_uuid
+
+    ids = [kafka_uuid() for _ in range(3000)]
+    assert not [i for i in ids if i.startswith("-")]
+    assert all(len(i) == 22 for i in ids)
+
+
+def test_a_stored_template_id_that_starts_with_a_dash_is_replaced(tmp_path, monkeypatch):
+    from grader.broker import warmup
+
+    monkeypatch.setenv("KAFKA_KATAS_CACHE", str(tmp_path))
+    id_file = warmup.template_dir(1).parent / warmup.TEMPLATE_CLUSTER_ID_FILE
+    id_file.parent.mkdir(parents=True)
+    id_file.write_text("-badidbadidbadidbadid1")
+    assert warmup.template_cluster_id() is None
+    formatted = []
+    warmup.ensure_template(lambda d, cid: formatted.append(cid), 1, "goodidgoodidgoodidgood")
+    assert formatted == ["goodidgoodidgoodidgood"] and warmup.template_cluster_id() == "goodidgoodidgoodidgood"

@@ -30,7 +30,7 @@ from grader.kit import explain
 # interval does nothing to a member that commits by hand, and makes one that auto-commits show at once.
 FAST = {"heartbeat.interval.ms": 300, "auto.commit.interval.ms": 100}
 HANDOVER_CONFIG = {**FAST, "session.timeout.ms": 6000}  # nobody dies here: keep it safe
-FAILURE_CONFIG = {**FAST, "session.timeout.ms": 3000}  # a dead member is noticed in ~3s
+FAILURE_CONFIG = {**FAST, "session.timeout.ms": 1500}  # a dead member is noticed in ~1.5s
 BIG_BATCH = 100_000  # "commit rarely": only the revoke commits can save a handover
 SMALL_BATCH = 10
 HOLD_AT = 40  # A is killed while processing its 40th message: 30 committed in 3 batches, 9 not

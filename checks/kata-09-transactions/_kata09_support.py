@@ -18,7 +18,7 @@ PARTITIONS = 3
 # A short auto-commit interval: a consumer left auto-committing shows it within a fraction of a second.
 # Tiny fetches: each fetch brings one record batch per partition, so consume() batches mix partitions
 # (the input is written one record per batch) and every partition's offset in a transaction matters.
-CONSUMER_CONFIG = {"session.timeout.ms": 3000, "heartbeat.interval.ms": 500, "auto.commit.interval.ms": 100,
+CONSUMER_CONFIG = {"session.timeout.ms": 1500, "heartbeat.interval.ms": 300, "auto.commit.interval.ms": 100,
                    "max.partition.fetch.bytes": 64}
 FENCING_CODES = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH, KafkaError._FATAL}
 

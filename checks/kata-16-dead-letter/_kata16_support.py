@@ -13,7 +13,7 @@ from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 from grader.kit import ChildRun, explain
 
 # Short sessions: after a SIGKILL the dead member leaves the group within seconds.
-CONSUMER_CONFIG = {"session.timeout.ms": 3000, "heartbeat.interval.ms": 500}
+CONSUMER_CONFIG = {"session.timeout.ms": 1500, "heartbeat.interval.ms": 300}
 # The longest gap allowed between two should_stop() calls ("at least once a second", with slack for a
 # DLQ write, a commit and a loaded machine), and how long a correct consumer may take to return.
 STOP_GAP_S = 2.0

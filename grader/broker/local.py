@@ -30,6 +30,9 @@ from grader.errors import InfraError
 JVM_FLAGS = ["-Xms128m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
              "-XX:-UsePerfData", "-Djava.awt.headless=true"]
 START_TIMEOUT_S = 90.0
+# Overrides the start deadline: CI on a crowded machine may want more; tests use an impossibly short one
+# to cause a slow start for real.
+START_TIMEOUT_ENV = "KAFKA_KATAS_START_TIMEOUT_S"
 PORT_ATTEMPTS = 3
 
 
@@ -42,6 +45,22 @@ class PortConflict(InfraError):
 LOG_TAIL_LINES = 25
 
 
+def start_timeout() -> float:
+    raw = os.environ.get(START_TIMEOUT_ENV)
+    if raw is None:
+        return START_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        from grader.errors import UsageError
+
+        raise UsageError(f"{START_TIMEOUT_ENV}={raw!r} is not a number of seconds.",
+                         next_step=f"set it to e.g. 90 (seconds), or unset it: `unset {START_TIMEOUT_ENV}`.")
+    return value
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -49,8 +68,15 @@ def free_port() -> int:
 
 
 def kafka_uuid() -> str:
-    """A Kafka cluster id (base64url of 16 random bytes), made without a JVM launch."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """A Kafka cluster id (base64url of 16 random bytes), made without a JVM launch.
+
+    Never one that starts with "-" (1 in 64): `StorageTool format -t -xyz…` reads it as an option and
+    fails ("argument --cluster-id/-t: expected one argument"); Kafka's Uuid.randomUuid() skips those too.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 @dataclass
@@ -148,7 +174,7 @@ def start_local(progress: Progress, node_count: int = 1, proxy: bool = False, de
     java = jars.java_executable()
     classpath = jars.kafka_classpath(progress)
     archive = warmup.cds_archive(java, classpath)
-    if not archive.is_file() and warmup.fast_start_enabled():
+    if not archive.is_file() and warmup.fast_start_enabled() and not warmup.archive_deferred():
         _build_archive(java, classpath, archive, progress)
     progress(f"Starting a local Kafka broker ({node_count} node{'s' if node_count > 1 else ''}) on 127.0.0.1…")
     started = time.monotonic()
@@ -228,6 +254,20 @@ def _format_into(common: list[str], node: Node, nodes: list[Node], data_dir: Pat
         cfg.unlink(missing_ok=True)
 
 
+def build_archive_if_missing(progress: Progress) -> None:
+    """Build the class-data archive now if this machine has none (`grade` calls it after the verdict)."""
+    if not warmup.fast_start_enabled():
+        return
+    try:
+        java = jars.java_executable()
+        classpath = jars.kafka_classpath(progress)
+    except InfraError:
+        return
+    archive = warmup.cds_archive(java, classpath)
+    if not archive.is_file():
+        _build_archive(java, classpath, archive, progress)
+
+
 def _build_archive(java: str, classpath: str, archive: Path, progress: Progress) -> None:
     def start(extra_flags: list[str]):
         broker = _launch(java, classpath, 1, extra_flags)
@@ -282,7 +322,9 @@ def _spawn(cmd: list[str], log_path: Path) -> subprocess.Popen:
 
 
 def _wait_ready(broker: LocalBroker) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
+    limit = start_timeout()
+    deadline = time.monotonic() + limit
+    answered = False
     while time.monotonic() < deadline:
         for node in broker.nodes:
             if node.process.poll() is not None:
@@ -293,26 +335,36 @@ def _wait_ready(broker: LocalBroker) -> None:
                 raise error(f"The local Kafka broker exited during start-up ({cause}).",
                                  detail=f"Last lines of {node.log_path}:\n{tail}",
                                  next_step="run the same command again.")
-        if metadata_answers(broker.bootstrap_servers, timeout=1.0) and (
-                len(broker.nodes) == 1 or _all_registered(broker)):
+        answered = answered or metadata_answers(broker.bootstrap_servers, timeout=1.0)
+        if answered and (len(broker.nodes) == 1 or _all_registered(broker)):
             return
         time.sleep(0.1)
     load = os.getloadavg()[0]
-    what = "cluster's nodes did not all register" if len(broker.nodes) > 1 else "broker did not answer"
-    raise StartTimeout(f"The local Kafka {what} within {START_TIMEOUT_S:.0f}s (load average {load:.1f} on "
+    # Name the slow step: the JVMs never answering, or (a cluster) a node that never joined.
+    if len(broker.nodes) == 1:
+        what = "broker did not answer"
+    elif not answered:
+        what = "cluster did not answer metadata requests"
+    else:
+        what = (f"cluster answered, but only {_registered(broker)} of its {len(broker.nodes)} nodes registered")
+    raise StartTimeout(f"The local Kafka {what} within {limit:.0f}s (load average {load:.1f} on "
                        f"{os.cpu_count()} cores: the machine is busy).",
                        detail=f"Last lines of {broker.nodes[0].log_path}:\n{broker.nodes[0].log_tail()}",
                        next_step="check the machine's load (`uptime`) and run the same command again.")
 
 
 def _all_registered(broker: LocalBroker) -> bool:
+    return _registered(broker) == len(broker.nodes)
+
+
+def _registered(broker: LocalBroker) -> int:
     from confluent_kafka.admin import AdminClient
 
     admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers, "log_level": 0})
     try:
-        return len(admin.list_topics(timeout=2).brokers) == len(broker.nodes)
+        return len(admin.list_topics(timeout=2).brokers)
     except Exception:
-        return False
+        return 0
 
 
 def _terminate(process: subprocess.Popen | None) -> None:

@@ -30,6 +30,21 @@ def fast_start_enabled() -> bool:
     return os.environ.get("KAFKA_KATAS_FAST_START", "1") != "0"
 
 
+_deferred = False
+
+
+def defer_archive() -> None:
+    """`grade KATA` asks for this: on a first run, start the broker without a class-data archive and
+    build it after the verdict is shown (build_archive_if_missing), so the first verdict does not wait
+    ~10 s for an optimisation of later runs (issue 15, P6). Everything else builds it before starting."""
+    global _deferred
+    _deferred = True
+
+
+def archive_deferred() -> bool:
+    return _deferred
+
+
 def _cache_dir() -> Path:
     return jars.cache_root() / f"kafka-{jars.KAFKA_VERSION}"
 
@@ -59,7 +74,9 @@ def template_dir(node_id: int) -> Path:
 
 def template_cluster_id() -> str | None:
     path = _cache_dir() / "storage-template" / TEMPLATE_CLUSTER_ID_FILE
-    return path.read_text().strip() if path.is_file() else None
+    cluster_id = path.read_text().strip() if path.is_file() else None
+    # An id starting with "-" (written by an older grader) can never be formatted: make a new one.
+    return cluster_id if cluster_id and not cluster_id.startswith("-") else None
 
 
 def ensure_template(format_node, node_id: int, cluster_id: str) -> bool:
@@ -72,7 +89,7 @@ def ensure_template(format_node, node_id: int, cluster_id: str) -> bool:
         return template_cluster_id() == cluster_id
     target.parent.mkdir(parents=True, exist_ok=True)
     id_file = target.parent / TEMPLATE_CLUSTER_ID_FILE
-    if not id_file.exists():
+    if not id_file.exists() or template_cluster_id() is None:
         tmp_id = id_file.with_suffix(f".{os.getpid()}")
         tmp_id.write_text(cluster_id)
         os.replace(tmp_id, id_file)

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from grader import console, report
+from grader.broker import warmup
 from grader.catalog import Kata
 from grader.commands.common import (
     broker_options,
@@ -55,6 +56,7 @@ def run_command(kata_name, solution, file_path, as_json, junit_file, gradescope_
                           f"grade a whole file with `grade {kata.id} --file FILE.py`, or your own code with "
                           f"`grade {kata.id}`.")
     target, path = _target(kata, solution, file_path)
+    warmup.defer_archive()  # a first run: the verdict first, the class-data archive after it
     with materialized(kata.solution_path, path) as graded, obtain_broker_for(kata, broker_mode,
                                                                              bootstrap_servers) as broker:
         # A student release holds only the public checks; nothing there is hidden.
@@ -90,6 +92,10 @@ def run_command(kata_name, solution, file_path, as_json, junit_file, gradescope_
     else:
         console.out.print(report.render(result, kata, show_passed=not quiet,
                                         next_steps=_next_steps(result, kata, file_path)), end="")
+    if broker.provider == "local":
+        from grader.broker.local import build_archive_if_missing
+
+        build_archive_if_missing(console.progress)
     raise SystemExit(result.exit_code)
 
 
