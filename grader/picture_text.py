@@ -1,4 +1,5 @@
-"""Pictures (grader/picture_data.py) drawn as text under a failure: rich markup lines, at most 100 columns.
+"""Pictures (grader/picture_data.py) drawn as text under a failure: rich markup lines, at most 100 columns
+(96 here, indented by 4 in the report).
 
 Every distinction is made by a character, never by colour alone, so the picture reads the same with
 NO_COLOR=1 and in a CI log; `ascii_only` swaps the block characters for ASCII ones when the terminal's
@@ -9,8 +10,8 @@ from __future__ import annotations
 
 from rich.markup import escape
 
-WIDTH = 100
-MAX_CELLS = 56  # a bar's cells; the labels around it take the rest of the 100 columns
+WIDTH = 96  # the report indents a picture by 4: 100 columns in all
+MAX_CELLS = 40  # a bar's cells; its labels take the rest of the 96 columns (kit bars hold 40)
 
 _GLYPHS = {  # state: (unicode, ascii, style)
     "before": ("·", ".", "dim"),
@@ -60,8 +61,8 @@ def _offsets(picture: dict, ascii_only: bool) -> list[str]:
     dot = "." if ascii_only else "·"
     lines = [escape(f"  {block} processed once   2 processed twice (the digit: how often)   X killed here"),
              escape(f"  {shade} not processed   {dot} before this run's start"),
-             escape("  under the bar, C: the group's committed offset, E: what it should be, *: both "
-                    "(it names the next record)")]
+             escape("  under the bar: C committed offset (the next record to read), E what it should be, "
+                    "* both")]
     for part in picture["partitions"]:
         cells = offset_cells(part)
         shown, more = cells[:MAX_CELLS], len(cells) > MAX_CELLS

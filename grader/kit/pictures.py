@@ -29,7 +29,7 @@ _PENDING: list[dict] = []
 
 def bar(partition: int, end: int, committed: int | None = None, expected: int | None = None,
         processed=(), log_start: int = 0, start: int | None = None, crash: int | None = None,
-        window: int = 48) -> dict:
+        window: int = 40) -> dict:
     """One partition of an offset-bar picture. processed: the offsets process() received, in order, with
     repeats (a repeat is drawn as a duplicate); start: where this run was due to begin (None: log start).
 
