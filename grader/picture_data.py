@@ -7,7 +7,7 @@ before any renderer (terminal, HTML) sees it. No third-party imports: the runner
 from __future__ import annotations
 
 KINDS = ("offsets", "lanes", "timeline", "table")
-MARKS = ("", "missing", "duplicate", "out-of-order", "crash", "extra")
+MARKS = ("", "missing", "duplicate", "out-of-order", "crash", "extra", "split")  # split: a key on 2+ partitions
 MAX_PARTITIONS, MAX_CELLS, MAX_ROWS, MAX_TEXT = 16, 200, 60, 120
 
 

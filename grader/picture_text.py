@@ -8,6 +8,7 @@ encoding cannot draw them.
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from rich.markup import escape
 
 WIDTH = 96  # the report indents a picture by 4: 100 columns in all
@@ -102,7 +103,7 @@ def _marker_line(part: dict, width: int) -> str:
 # ---------------------------------------------------------------------- lanes, timelines, tables
 
 _MARK_TEXT = {"": "", "missing": "?missing", "duplicate": "x2", "out-of-order": "<order", "crash": "X",
-              "extra": "+extra"}
+              "extra": "+extra", "split": "split"}
 
 
 def _lanes(picture: dict, ascii_only: bool) -> list[str]:
@@ -112,7 +113,7 @@ def _lanes(picture: dict, ascii_only: bool) -> list[str]:
         line, out = prefix, []
         for rec in part["records"]:
             token = f"{rec['offset']}:{rec['label']}" + (f"({_MARK_TEXT[rec['mark']]})" if rec["mark"] else "")
-            if len(line) + len(token) + 1 > WIDTH:
+            if cell_len(line) + cell_len(token) + 1 > WIDTH:  # CJK ids take two columns a character
                 out.append(line.rstrip())
                 line = " " * len(prefix)
             line += token + " "
