@@ -9,13 +9,14 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import ROOT, run_grade
+from conftest import OK_COURSE, ROOT, run_grade
 from rich.console import Console
 
-from grader import picture_text, run_page
+from grader import html_report, picture_text, run_page
 from grader.catalog import load_course
 from grader.kit import pictures
 from grader.kit.commitoffsets import commit_picture
+from grader.progress import mastery
 from grader.results import CheckResult, KataResult
 from grader.runner import _checks_from
 
@@ -103,6 +104,23 @@ def test_the_run_page_draws_one_svg_group_per_partition_and_escapes_what_it_show
     assert "<script>" not in page and "&lt;script&gt;" in page and "&lt;b&gt;" in page
     assert len(re.findall(r'<g class="partition[^"]*" data-partition="\d+"', page)) == 3
     assert 'class="cell cell-crash" data-offset="3"' in page and 'class="cell cell-repeat" data-offset="5"' in page
+
+
+def test_the_progress_page_wraps_labels_and_draws_each_katas_attempts_and_hints(tmp_path):
+    course = load_course(OK_COURSE)
+    kata = course.katas[0]
+    data = {"katas": {kata.id: {"attempts": 2, "last_status": "pass", "first_pass": "2026-01-01T10:05:00",
+                                "hints_revealed": 1, "history": [
+                                    {"at": "2026-01-01T10:00:00", "status": "fail", "passed": 0, "total": 1},
+                                    {"at": "2026-01-01T10:05:00", "status": "pass", "passed": 1, "total": 1}],
+                                "hint_log": [{"at": "2026-01-01T10:02:00", "n": 1}]}}}
+    rows = [{**row, "title": "A checklist item whose title is far longer than any bar label used to be allowed "
+             "to be, ending in WORD-AT-THE-END"} for row in mastery(course, data)]
+    page_file = tmp_path / "kata-01.html"
+    page = html_report.render(course, data, rows, {kata.id: page_file})
+    assert "WORD-AT-THE-END" in page  # wrapped onto a second line, not cut off
+    assert re.search(r'circle class="attempt fail".*path class="hint".*circle class="attempt pass"', page, re.S)
+    assert f'<a class="run-page" href="{page_file.resolve().as_uri()}">{kata.id}</a>' in page
 
 
 # ---------------------------------------------------------------------- the real thing: kata-04's stub

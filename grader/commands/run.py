@@ -81,6 +81,10 @@ def run_command(kata_name, solution, file_path, as_json, junit_file, gradescope_
     if target == "stub":
         store = ProgressStore(course)
         store.record_result(kata, result)
+        # The last run's page, kept beside the progress file: `grade progress --html` links each kata to it.
+        page = store.run_page_path(kata)
+        page.parent.mkdir(parents=True, exist_ok=True)
+        page.write_text(run_page.render(result, kata), encoding="utf-8")
         if store.note.message:
             console.err.print(store.note.message)
     if junit_file:
