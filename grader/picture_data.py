@@ -22,6 +22,11 @@ def validate(picture) -> dict:
     _text(picture.get("title"), "title")
     kind = picture["kind"]
     if kind == "offsets":
+        words = picture.get("words", {})
+        if not isinstance(words, dict) or set(words) - {"unread", "before"}:
+            raise PictureError("an offset picture's words name what 'unread' and 'before' squares mean")
+        for value in words.values():
+            _text(value, "words")
         for part in _list(picture.get("partitions"), "partitions", MAX_PARTITIONS):
             for name in ("partition", "log_start", "end"):
                 _int(part.get(name), name)

@@ -57,13 +57,17 @@ def offset_cells(part: dict) -> list[tuple[int, str, int]]:
 
 
 def _offsets(picture: dict, ascii_only: bool) -> list[str]:
-    block = "#" if ascii_only else "█"
-    shade = "-" if ascii_only else "░"
-    dot = "." if ascii_only else "·"
-    lines = [escape(f"  {block} processed once   2 processed twice (the digit: how often)   X killed here"),
-             escape(f"  {shade} not processed   {dot} before this run's start"),
-             escape("  under the bar: C committed offset (the next record to read), E what it should be, "
-                    "* both")]
+    # The legend names only what this picture shows, in the words its check chose.
+    words = {"once": "processed once", "repeat": "2 processed twice (the digit: how often)", "crash": "X killed here",
+             "unread": "not processed", "before": "before this run's start", **picture.get("words", {})}
+    present = {state for part in picture["partitions"] for _, state, _ in offset_cells(part)}
+    keys = [k for k in ("once", "repeat", "crash", "unread", "before") if k in present]
+    glyph = {k: (v[1] if ascii_only else v[0]) for k, v in _GLYPHS.items()}
+    items = [words[k] if k == "repeat" else f"{'X' if k == 'crash' else glyph[k]} {words[k]}" for k in keys]
+    lines = [escape("  " + "   ".join(items[i:i + 3])) for i in range(0, len(items), 3)]
+    has_e = any(part["expected"] is not None for part in picture["partitions"])
+    lines.append(escape("  under the bar: C committed offset (the next record to read)"
+                        + (", E what it should be, * both" if has_e else "")))
     for part in picture["partitions"]:
         cells = offset_cells(part)
         shown, more = cells[:MAX_CELLS], len(cells) > MAX_CELLS
@@ -77,8 +81,8 @@ def _offsets(picture: dict, ascii_only: bool) -> list[str]:
         if expected is not None:
             verdict = "   ok" if (committed or 0) == (expected or 0) else "   <- differs"
         tail = (f"|{ellipsis if cut_after else ' '}end {part.get('last', part['end']):<5} "
-                f"C {'none' if committed is None else committed}  E {'none' if expected is None else expected}"
-                f"{verdict}")
+                f"C {'none' if committed is None else committed}"
+                + (f"  E {'none' if expected is None else expected}{verdict}" if has_e else ""))
         style = "bold red" if verdict.endswith("differs") else ""
         tail = f"[{style}]{escape(tail)}[/{style}]" if style else escape(tail)
         lines.append(escape(label) + bar + tail)

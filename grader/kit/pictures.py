@@ -49,8 +49,11 @@ def bar(partition: int, end: int, committed: int | None = None, expected: int | 
             "crash": crash, "counts": {str(o): n for o, n in sorted(counts.items()) if shown_start <= o < shown_end}}
 
 
-def offset_bars(title: str, partitions: list[dict]) -> dict:
-    return validate({"kind": "offsets", "title": title, "partitions": partitions})
+def offset_bars(title: str, partitions: list[dict], unread: str = "not processed",
+                before: str = "before this run's start") -> dict:
+    """unread, before: what a pale and a grey square mean in this picture (its legend says so)."""
+    return validate({"kind": "offsets", "title": title, "partitions": partitions,
+                     "words": {"unread": unread, "before": before}})
 
 
 def lane_record(offset: int, label: str = "", mark: str = "") -> dict:
