@@ -58,7 +58,7 @@ def offset_cells(part: dict) -> list[tuple[int, str, int]]:
 
 def _offsets(picture: dict, ascii_only: bool) -> list[str]:
     # The legend names only what this picture shows, in the words its check chose.
-    words = {"once": "processed once", "repeat": "2 processed twice (the digit: how often)", "crash": "X killed here",
+    words = {"once": "processed once", "repeat": "2 processed twice (the digit: how often)", "crash": "killed here",
              "unread": "not processed", "before": "before this run's start", **picture.get("words", {})}
     present = {state for part in picture["partitions"] for _, state, _ in offset_cells(part)}
     keys = [k for k in ("once", "repeat", "crash", "unread", "before") if k in present]
