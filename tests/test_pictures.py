@@ -60,6 +60,13 @@ def test_a_long_partition_is_drawn_as_a_window_that_says_what_it_leaves_out():
     assert len(line) <= 96 and "…|" in line and "|…end 10000" in line and "C none  E 580" in line
 
 
+@pytest.mark.parametrize("committed, expected", [(5, 9000), (None, 580), (9000, 5), (0, 0)])
+def test_a_bar_never_holds_more_than_its_window_however_far_apart_the_offsets(committed, expected):
+    part = pictures.bar(0, 10000, committed=committed, expected=expected, processed=range(9001))
+    assert part["end"] - part["log_start"] <= 40 and part["last"] == 10000
+    pictures.validate(pictures.offset_bars("far apart", [part]))
+
+
 def test_lanes_timelines_and_tables_fit_in_100_columns_and_name_their_marks():
     shown = [pictures.lanes("keys", {0: [pictures.lane_record(o, f"order-{o}", "duplicate" if o == 3 else "")
                                          for o in range(40)]}),
@@ -82,12 +89,21 @@ def test_lanes_timelines_and_tables_fit_in_100_columns_and_name_their_marks():
 ])
 def test_only_plain_pictures_of_a_known_kind_are_accepted(bad):
     with pytest.raises(pictures.PictureError):
+        pictures.validate(bad)
+    # attach() never raises (a picture must not replace the check's own failure): it drops the bad one.
+    with pytest.warns(UserWarning, match="picture dropped"):
         pictures.attach(bad)
+    assert pictures.take() == []
     # The runner checks them again: a bad picture is dropped, the verdict and its text stay.
     event = {"event": "result", "nodeid": "t::c", "name": "c", "when": "call", "outcome": "failed",
              "message": "What the check did: …", "pictures": [bad, BARS]}
     [check] = _checks_from([json.loads(json.dumps(event))])
     assert check.message == "What the check did: …" and check.pictures == [BARS]
+
+
+def test_builders_shorten_long_titles_instead_of_failing():
+    picture = pictures.offset_bars("t" * 300, [pictures.bar(0, 3)])
+    assert len(picture["title"]) == 120 and picture["title"].endswith("…")
 
 
 def test_pictures_attached_by_a_check_are_taken_once():
