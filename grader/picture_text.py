@@ -148,8 +148,9 @@ def _timeline(picture: dict, ascii_only: bool) -> list[str]:
 
 def _table(picture: dict, ascii_only: bool) -> list[str]:
     columns, rows = picture["columns"], picture["rows"]
-    budget = max(6, (WIDTH - 4 - 3 * len(columns)) // max(1, len(columns)))
-    widths = [min(budget, max(len(str(c)) for c in [col] + [r[i] for r in rows])) for i, col in enumerate(columns)]
+    widths = [max(len(str(c)) for c in [col] + [r[i] for r in rows]) for i, col in enumerate(columns)]
+    while sum(widths) + 3 * len(widths) + 1 > WIDTH and max(widths) > 6:  # narrow the widest column first
+        widths[widths.index(max(widths))] -= 1
     bad = set(picture.get("bad_rows", []))
 
     def row(cells, flag=" "):

@@ -76,6 +76,8 @@ def test_lanes_timelines_and_tables_fit_in_100_columns_and_name_their_marks():
              pictures.table("expected vs seen", ["partition", "expected", "seen"], [[0, 3, 3], [1, 5, "none"]], [1])]
     text = "\n".join(line for p in shown for line in drawn(p))
     assert all(len(line) <= 96 for line in text.splitlines())
+    wide = drawn(pictures.table("wide", ["a", "b"], [["x" * 30, "y" * 90]]))
+    assert max(len(line) for line in wide) <= 96 and "x" * 30 in wide[3]  # the widest column gives way
     assert "3:order-3(x2)" in text and "▶ check  | SIGKILL a  [crash]" in text and "x 1" in text
 
 
