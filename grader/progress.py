@@ -102,6 +102,10 @@ class ProgressStore:
             return data
 
     # ---- what the grader records -----------------------------------------------------
+    def run_page_path(self, kata: Kata) -> Path:
+        """Where the page of the learner's last run of this kata is kept (the progress page links to it)."""
+        return self.path.parent / f"{self.path.stem}-runs" / f"{kata.id}.html"
+
     def record_result(self, kata: Kata, result: KataResult) -> dict:
         def change(data: dict) -> None:
             entry = _kata_entry(data, kata.id)
@@ -124,6 +128,8 @@ class ProgressStore:
             entry = _kata_entry(data, kata.id)
             entry["hints_revealed"] = min(len(kata.hints), entry["hints_revealed"] + 1)
             revealed["n"] = entry["hints_revealed"]
+            # When each hint came, for the attempt timeline of the progress page.
+            entry["hint_log"] = (entry.get("hint_log", []) + [{"at": _now(), "n": revealed["n"]}])[-HISTORY_LIMIT:]
         self.update(change)
         return revealed["n"]
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from grader import judge_setup
-from grader.kit import KafkaKit
+from grader.kit import KafkaKit, pictures
 from grader.kit.learner import LearnerProcessDied, load_learner_module
 
 __all__ = ["load_learner_module"]
@@ -93,12 +93,17 @@ def pytest_itemcollected(item: pytest.Item) -> None:
 def pytest_runtest_logstart(nodeid: str, location) -> None:
     # The runner reads the last "start" to say which check was running at a timeout.
     _RECORDER.write({"event": "start", "nodeid": nodeid})
+    pictures.take()  # nothing a previous check attached belongs to this one
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     outcome = yield
     report = outcome.get_result()
+    # The pictures a check attached go with its failure only; a passing phase drops them.
+    attached = pictures.take()
+    if report.failed:
+        report.kata_pictures = attached
     excinfo = call.excinfo
     if report.failed and excinfo is not None and not _is_teaching_failure(excinfo.value):
         # Never show the hidden check's source: only the exception and the learner's own frames.
@@ -135,6 +140,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
             if report.failed or report.skipped else "",
             "output": report.capstdout[-4000:] + report.capstderr[-4000:],
             "duration": round(report.duration, 3),
+            "pictures": getattr(report, "kata_pictures", []),
         })
 
 

@@ -7,6 +7,7 @@ from functools import lru_cache
 import jinja2
 from rich.markup import escape
 
+from grader import picture_text
 from grader.catalog import Kata
 from grader.results import KataResult
 
@@ -22,10 +23,13 @@ def _env() -> jinja2.Environment:
     return env
 
 
-def render(result: KataResult, kata: Kata, show_passed: bool = True, next_steps: list[str] | None = None) -> str:
+def render(result: KataResult, kata: Kata, show_passed: bool = True, next_steps: list[str] | None = None,
+           ascii_only: bool = False) -> str:
     failures = result.failed_checks
     passed = [c for c in result.checks if c.status == "pass"]
     return _env().get_template("report.txt.j2").render(
         r=result, kata=kata, failures=failures, passed=passed, show_passed=show_passed,
         next_steps=next_steps or [],
+        # Already rich markup with everything from the check escaped (grader/picture_text.py).
+        draw=lambda picture: "\n".join("    " + line for line in picture_text.render(picture, ascii_only)),
     )

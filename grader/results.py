@@ -27,6 +27,7 @@ class CheckResult:
     duration: float = 0.0
     points: int = 1  # what a pass earns (kata.yaml `scoring:`)
     visibility: str = "public"  # "hidden": instructor grading only, never in a student release
+    pictures: list = field(default_factory=list)  # structured evidence beside the message (grader/kit/pictures.py)
 
     @property
     def earned(self) -> int:
@@ -95,6 +96,7 @@ class KataResult:
             "points": self.points, "max_points": self.max_points,
             "duration_s": round(self.duration, 2),
             "isolation": self.isolation.get("isolation", "none"), "isolation_layers": self.isolation.get("layers", []),
+            "pictures": {c.name: c.pictures for c in self.checks if c.pictures},
         }
 
     def to_json(self) -> str:

@@ -22,8 +22,9 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from grader import picture_data, scoring
 from grader import proc as proc_guard
-from grader import scoring, services
+from grader import services
 from grader.catalog import Kata
 from grader.errors import CourseError, InfraError
 from grader.host import sandbox
@@ -279,8 +280,20 @@ def _checks_from(events: list[dict]) -> list[CheckResult]:
             continue  # a teardown report must not hide the call's failure
         by_node[e["nodeid"]] = CheckResult(name=e["name"], status=status, doc=e.get("doc", ""),
                                            message=e.get("message", ""), output=e.get("output", ""),
-                                           duration=e.get("duration", 0.0))
+                                           duration=e.get("duration", 0.0),
+                                           pictures=_pictures(e.get("pictures")))
     return list(by_node.values())
+
+
+def _pictures(raw) -> list[dict]:
+    """The pictures of a verdict, each checked again as plain data: one that is not is dropped (the text stays)."""
+    out = []
+    for picture in raw if isinstance(raw, list) else []:
+        try:
+            out.append(picture_data.validate(picture))
+        except (picture_data.PictureError, AttributeError, TypeError, ValueError):
+            continue
+    return out[:8]
 
 
 def _unfinished(events: list[dict], finished: list[CheckResult], running: str) -> list[CheckResult]:

@@ -129,14 +129,25 @@ def test_watch_regrades_on_save_and_stops_on_ctrl_c(course, tmp_path, bootstrap,
     assert proc.returncode == 130
 
 
-@pytest.mark.skipif(not shutil.which("chromium"), reason="needs Debian's chromium (apt-get install chromium)")
+# In CI (.ci/run installs Debian's chromium and sets CI) a missing browser fails instead of skipping.
+@pytest.mark.skipif(not shutil.which("chromium") and not os.environ.get("CI"),
+                    reason="needs Debian's chromium (apt-get install chromium)")
 def test_html_report_renders_in_headless_chromium(grade, tmp_path):
+    assert shutil.which("chromium"), "chromium is not installed: .ci/run installs it with apt-get"
     grade("kata-01")
+    grade("hint", "kata-01")
     out = tmp_path / "report.html"
     grade("progress", "--html", str(out))
     dom = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", out.as_uri()],
                          capture_output=True, text=True, timeout=120).stdout
     assert 'id="mastery-chart"' in dom and 'class="bar"' in dom and 'data-item="produce"' in dom
+    # The kata's timeline (one failed attempt, then a hint) and the link to its last run's page, which renders.
+    assert '<svg class="attempts" data-kata="kata-01"' in dom
+    assert 'class="attempt fail"' in dom and 'class="hint"' in dom
+    link = dom.split('<a class="run-page" href="')[1].split('"')[0]
+    run_dom = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", link],
+                             capture_output=True, text=True, timeout=120).stdout
+    assert "What the broker showed: []" in run_dom
     png = tmp_path / "report.png"
     subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={png}",
                     "--window-size=1000,800", out.as_uri()], capture_output=True, timeout=120)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import pytest
 from _kata01_support import CUSTOMERS, default_partition, keyed_partitioners_matching, make_orders
 
-from grader.kit import KafkaKit, explain, load_learner_module
+from grader.kit import KafkaKit, explain, load_learner_module, pictures
 
 # Two topics, neither with the README's 6 partitions: a partition count written into the code
 # shows. Topic "a" gets two calls, so a customer must stay on its partition across calls; 5
@@ -118,6 +118,19 @@ def test_value_is_the_order_as_json(published):
                         nudge="the value is the whole order, every field, as json.dumps(order) writes it.")
 
 
+def _lanes(decoded, spread, n_partitions):
+    """Each partition's records in offset order, labelled with their customer; a split customer's are marked."""
+    lanes = {p: [] for p in range(n_partitions)}
+    for record, order in sorted(decoded, key=lambda ro: (ro[0].partition, ro[0].offset)):
+        if len(lanes[record.partition]) < 24:  # enough to see the pattern; the text has the counts
+            customer = str(order.get("customer_id"))
+            lanes[record.partition].append(pictures.lane_record(record.offset, customer[-8:],
+                                                                "split" if customer in spread else ""))
+    return pictures.lanes("Each partition's records in offset order, by customer_id", lanes,
+                          legend="offset:customer; (split) marks a customer whose orders are on more than one "
+                          "partition")
+
+
 def test_key_is_the_customer_id(published):
     """Each record's key is its order's customer id, as UTF-8 bytes."""
     for decoded in _checked(published).values():
@@ -142,6 +155,7 @@ def test_each_customer_on_one_partition(published):
         if spread:
             customer, parts = next(iter(spread.items()))
             calls = sum(lbl == label for lbl, _ in CALLS)
+            pictures.attach(_lanes(decoded, spread, published.partitions[label]))
             explain(did=f"called publish_orders {calls} time(s) for a {published.partitions[label]}-partition "
                     "topic and grouped its records by customer_id",
                     saw=f"{len(spread)} of {len(partitions)} customers are split across partitions "

@@ -9,7 +9,7 @@ each record, the committed offset of its partition is exactly its offset + 1.
 
 import pytest
 
-from grader.kit import explain
+from grader.kit import explain, pictures
 from grader.kit.commit import (
     HOLD_S,
     STOP_LIMIT_S,
@@ -29,6 +29,7 @@ from grader.kit.commit import (
 )
 from grader.kit.commitoffsets import (
     Committed,
+    commit_picture,
     differ,
     direction,
     expected_commits,
@@ -65,10 +66,13 @@ def _describe(ends, pre) -> str:
     return f"a {len(ends)}-partition topic ({parts})"
 
 
-def _check_commits(watcher, want, did, when, processed_text):
+def _check_commits(watcher, want, did, when, processed_text, layout=None):
+    """layout: (ends, start offsets, records processed, crash record) for the picture of a failure."""
     got = watcher.read()
     wrong = differ(got, want)
     if wrong:
+        if layout:
+            pictures.attach(commit_picture(f"Committed offsets {when}", *layout, got=got, want=want))
         explain(did=did, saw=f"{when}, committed offsets {show(got)} ({processed_text}); partitions {wrong} differ",
                 expected=f"committed offsets {show(want)}: for every partition, the offset after the last record "
                 "processed, and nothing where nothing was processed",
@@ -76,18 +80,25 @@ def _check_commits(watcher, want, did, when, processed_text):
     return got
 
 
-def _check_run(records, expected, did, label):
+def _check_run(records, expected, did, label, layout=None):
+    """layout: (ends, start offsets) for the picture of a failure."""
+    def picture(what):
+        if layout:
+            pictures.attach(commit_picture(f"What process() received {label}: {what}", *layout, records))
     dupes = duplicates(records)
     if dupes:
+        picture("a digit marks a record received more than once")
         explain(did=did, saw=f"{label}: process() received {show_records(dupes)} more than once",
                 expected="each record handed to process() once per run", seen_in="your process() calls")
     bad_order = out_of_order(records)
     if bad_order:
+        picture("records out of offset order")
         explain(did=did, saw=f"{label}: process() received {show_records(bad_order)} after a later offset of the "
                 "same partition", expected="each partition's records processed in offset order, as received",
                 seen_in="your process() calls")
     extra = set(records) - expected
     if extra:
+        picture("records before the committed offsets (grey) were received")
         explain(did=did, saw=f"{label}: process() received {show_records(extra)}, which the group had already "
                 "committed", expected="a consumer of the group starts each partition at its committed offset",
                 nudge="does your code move the position somewhere other than where the group left off?",
@@ -107,19 +118,21 @@ def test_clean_run_commits_what_it_processed(kafka, impl_path, wd):
         records = finish(run, kafka, group, topic, ends, expected, [], did, stop=False)
         missing = expected - set(records)
         if missing:
+            pictures.attach(commit_picture("What process() received: pale squares were never received",
+                                           ends, start_at, records))
             explain(did=did, saw=f"process() never received {show_records(missing)}",
                     expected=f"all {len(expected)} records from the committed offsets (or, where the group has none, "
                     "from the first record) to the end handed to process()",
                     nudge="where does a consumer of a group start a partition that has a committed offset, and one "
                     "that has none?", seen_in="your process() calls")
-        _check_run(records, expected, did, "in a run without failures")
+        _check_run(records, expected, did, "in a run without failures", (ends, start_at))
         _check_commits(watcher, expected_commits(start_at, records), did, "with every record processed",
-                       f"{len(records)} records processed")
+                       f"{len(records)} records processed", (ends, start_at, records))
         did = fence(run, kafka, group, topic, did)
     finally:
         run.close()
     _check_commits(watcher, expected_commits(start_at, records), did, "after it ended",
-                   f"{len(records)} records processed")
+                   f"{len(records)} records processed", (ends, start_at, records))
 
 
 def test_restart_after_crash_resumes_at_last_commit(kafka, impl_path, wd):
@@ -148,12 +161,12 @@ def test_restart_after_crash_resumes_at_last_commit(kafka, impl_path, wd):
                         f"were {show(start_at)}", expected="the restart to resume exactly at the committed offsets",
                         nudge="a consumer in a group starts each partition at the group's committed offset. Does your "
                         "code move the position somewhere else?", seen_in="your process() calls")
-        _check_run(records, records_between(start_at, ends), did, label)
+        _check_run(records, records_between(start_at, ends), did, label, (ends, start_at))
         crashed.append(records[-1])
         start_at = _check_commits(watcher, expected_commits(start_at, records, not_committed=records[-1]), did,
                                   f"right after the kill of {label}",
                                   f"{label} processed {show_records(records)}, the kill coming right after "
-                                  f"p{records[-1][0]}@{records[-1][1]}")
+                                  f"p{records[-1][0]}@{records[-1][1]}", (ends, start_at, records, records[-1]))
         done += records
 
     did += ", then started it a third time and let it catch up"
@@ -169,13 +182,15 @@ def test_restart_after_crash_resumes_at_last_commit(kafka, impl_path, wd):
                 expected="every record processed at least once across the runs", seen_in="your process() calls")
     redone = duplicates(done + again)
     if redone != sorted(set(crashed)):
+        pictures.attach(commit_picture("What process() received across the three runs: a digit marks a record "
+                                       "received more than once", ends, {}, done + again))
         explain(did=did, saw=f"across the runs, process() received {show_records(redone) or 'nothing'} twice",
                 expected=f"exactly the records killed before their commit could run processed twice: "
                 f"{show_records(crashed)}", nudge="which records are processed twice after a crash depends only on "
                 "when you commit, and whether the commit has reached the broker before the next record.",
                 seen_in="your process() calls")
     _check_commits(watcher, expected_commits(start_at, again), did + ", then stopped it", "after it returned",
-                   f"{len(again)} records processed in the last run")
+                   f"{len(again)} records processed in the last run", (ends, start_at, again))
 
 
 def test_crash_mid_processing_loses_nothing(kafka, impl_path, wd):
@@ -193,12 +208,15 @@ def test_crash_mid_processing_loses_nothing(kafka, impl_path, wd):
         before = processed(first, did, ends)
         # Every record before the held one was committed before the next was taken: on the broker already.
         _check_commits(watcher, expected_commits(start_at, before), did, "as the held process() call began",
-                       f"{len(before)} records processed before it")
+                       f"{len(before)} records processed before it", (ends, start_at, before))
         at_kill = watch_while_held(watcher, partition, offset, HOLD_S)
         first.kill()
     finally:
         first.close()
     if (at_kill.get(partition) or 0) > offset:
+        pictures.attach(commit_picture("Committed offsets while process() still held the red record",
+                                       ends, start_at, before, (partition, offset), at_kill,
+                                       expected_commits(start_at, before)))
         explain(did=did, saw=f"while process() was still working on partition {partition} offset {offset}, the "
                 f"group's committed offset for partition {partition} was already {at_kill[partition]} "
                 f"(all committed offsets: {show(at_kill)})",
@@ -207,7 +225,8 @@ def test_crash_mid_processing_loses_nothing(kafka, impl_path, wd):
                 nudge="what does the broker hear about a record before your process() call returns? Think of "
                 "every way an offset can get committed, including ones librdkafka does on its own.")
     _check_commits(watcher, expected_commits(start_at, before), did, "when it was killed",
-                   f"{len(before)} records processed, p{partition}@{offset} still in processing")
+                   f"{len(before)} records processed, p{partition}@{offset} still in processing",
+                   (ends, start_at, before, (partition, offset)))
 
     did_restart = did + "; then started consume() again with the same group id"
     second = start(impl_path, wd, kafka, topic, group, "second", FUNCTION)
@@ -217,6 +236,8 @@ def test_crash_mid_processing_loses_nothing(kafka, impl_path, wd):
     finally:
         second.close()
     if (partition, offset) not in again:
+        pictures.attach(commit_picture("What process() received across both runs: the red record was lost",
+                                       ends, start_at, before + again, (partition, offset)))
         explain(did=did_restart, saw=f"the record being processed when the consumer died (partition {partition}, "
                 f"offset {offset}) never reached process() again: it is lost",
                 expected="the restarted consumer to process it: its processing never finished",
@@ -227,11 +248,14 @@ def test_crash_mid_processing_loses_nothing(kafka, impl_path, wd):
         explain(did=did_restart, saw=f"neither run processed {show_records(missing)}",
                 expected="every record processed at least once across the two runs", seen_in="your process() calls")
     if duplicates(before + again):
+        pictures.attach(commit_picture("What process() received across both runs: a digit marks a record "
+                                       "received more than once", ends, start_at, before + again, (partition, offset)))
         explain(did=did_restart, saw=f"process() received {show_records(duplicates(before + again))} in both runs",
                 expected="only the record in processing at the kill processed again: the others were committed",
                 seen_in="your process() calls")
     _check_commits(watcher, expected_commits(start_at, before + again), did_restart + ", then stopped it",
-                   "after it returned", f"{len(again)} records processed in the second run")
+                   "after it returned", f"{len(again)} records processed in the second run",
+                   (ends, start_at, before + again))
 
 
 def test_busy_consumer_commits_in_step_and_stops_promptly(kafka, impl_path, wd):
@@ -250,6 +274,6 @@ def test_busy_consumer_commits_in_step_and_stops_promptly(kafka, impl_path, wd):
         records = processed(run, did, ends)
     finally:
         run.close()
-    _check_run(records, records_between(start_at, ends), did, "this run")
+    _check_run(records, records_between(start_at, ends), did, "this run", (ends, start_at))
     _check_commits(watcher, expected_commits(start_at, records), did + f", then stopped it (it returned after "
-                   f"{took:.1f}s)", "after it returned", f"{len(records)} records processed")
+                   f"{took:.1f}s)", "after it returned", f"{len(records)} records processed", (ends, start_at, records))

@@ -17,7 +17,7 @@ whose process() returned.
 
 import pytest
 
-from grader.kit import explain
+from grader.kit import explain, pictures
 from grader.kit.commit import (
     HOLD_S,
     STOP_LIMIT_S,
@@ -37,6 +37,7 @@ from grader.kit.commit import (
 )
 from grader.kit.commitoffsets import (
     Committed,
+    commit_picture,
     differ,
     direction,
     expected_commits,
@@ -79,25 +80,33 @@ def _describe(ends, pre) -> str:
     return f"a {len(ends)}-partition topic ({parts})"
 
 
-def _check_commits(watcher, want, did, when, processed_text, function):
+def _check_commits(watcher, want, did, when, processed_text, function, layout=None):
+    """layout: (ends, start offsets, records processed, crash record) for the picture of a failure."""
     got = watcher.read()
     wrong = differ(got, want)
     if wrong:
+        if layout:
+            pictures.attach(commit_picture(f"Committed offsets {when}", *layout, got=got, want=want))
         explain(did=did, saw=f"{when}, committed offsets {show(got)} ({processed_text}); partitions {wrong} differ",
                 expected=f"{function}: committed offsets {show(want)}", nudge=direction(got, want) + NUDGE[function])
     return got
 
 
 def _check_run(records, start_at, ends, did, label):
+    def picture(what):
+        pictures.attach(commit_picture(f"What process() received in {label}: {what}", ends, start_at, records))
     if duplicates(records):
+        picture("a digit marks a record received more than once")
         explain(did=did, saw=f"{label}: process() received {show_records(duplicates(records))} more than once",
                 expected="each record handed to process() once per run", seen_in="your process() calls")
     if out_of_order(records):
+        picture("records out of offset order")
         explain(did=did, saw=f"{label}: process() received {show_records(out_of_order(records))} after a later "
                 "offset of the same partition", expected="each partition's records processed in offset order",
                 seen_in="your process() calls")
     extra = set(records) - records_between(start_at, ends)
     if extra:
+        picture("records before the committed offsets (grey) were received")
         explain(did=did, saw=f"{label}: process() received {show_records(extra)}, which the group had already "
                 f"committed (committed offsets: {show(start_at)})",
                 expected="a consumer of the group starts each partition at its committed offset",
@@ -122,7 +131,8 @@ def _crash_right_after(kafka, impl_path, wd, function, counts, pre):
     # At-least-once had not committed the record in hand yet; at-most-once committed it before process().
     want = expected_commits(start_at, before, not_committed=crashed if function == AT_LEAST_ONCE else None)
     after = _check_commits(watcher, want, did, "right after the kill", f"the run processed {show_records(before)}, "
-                           f"the kill coming right after p{crashed[0]}@{crashed[1]}", function)
+                           f"the kill coming right after p{crashed[0]}@{crashed[1]}", function,
+                           (ends, start_at, before, crashed))
     did += ", then started it again with the same group id and let it catch up"
     expected = records_between(start_at, ends) - ({crashed} if function == AT_MOST_ONCE else set())
     run = start(impl_path, wd, kafka, topic, group, "second", function)
@@ -135,7 +145,7 @@ def _crash_right_after(kafka, impl_path, wd, function, counts, pre):
     finally:
         run.close()
     _check_commits(watcher, expected_commits(after, again), did, "after it ended",
-                   f"{len(again)} records processed after the restart", function)
+                   f"{len(again)} records processed after the restart", function, (ends, after, again))
     return ends, before, again, crashed, start_at, did
 
 
@@ -156,10 +166,13 @@ def _hold(kafka, impl_path, wd, function, counts, pre):
         at_most = function == AT_MOST_ONCE
         want = expected_commits(start_at, before + [held] if at_most else before)
         _check_commits(watcher, want, did, "as the held process() call began",
-                       f"{len(before)} records processed before p{held[0]}@{held[1]}", function)
+                       f"{len(before)} records processed before p{held[0]}@{held[1]}", function,
+                       (ends, start_at, before, held))
         if not at_most:
             at_kill = watch_while_held(watcher, held[0], held[1], HOLD_S)
             if (at_kill.get(held[0]) or 0) > held[1]:
+                pictures.attach(commit_picture("Committed offsets while process() still held the red record", ends,
+                                               start_at, before, held, at_kill, want))
                 explain(did=did, saw=f"while process() was still working on partition {held[0]} offset {held[1]}, "
                         f"the group's committed offsets became {show(at_kill)}",
                         expected=f"at-least-once: partition {held[0]} committed no further than {held[1]} until "
@@ -167,7 +180,7 @@ def _hold(kafka, impl_path, wd, function, counts, pre):
                         nudge="what does the broker hear about a record before your process() call returns? Think "
                         "of every way an offset can get committed, including ones librdkafka does on its own.")
             _check_commits(watcher, want, did, "when it was killed", f"{len(before)} records processed, "
-                           f"p{held[0]}@{held[1]} still in processing", function)
+                           f"p{held[0]}@{held[1]} still in processing", function, (ends, start_at, before, held))
         run.kill()
     finally:
         run.close()
@@ -182,8 +195,14 @@ def _hold(kafka, impl_path, wd, function, counts, pre):
         second.close()
     _check_run(again, after, ends, did, "the restarted run")
     _check_commits(watcher, expected_commits(after, again), did + ", then stopped it", "after it returned",
-                   f"{len(again)} records processed after the restart", function)
+                   f"{len(again)} records processed after the restart", function, (ends, after, again))
     return ends, held, before, again, start_at, did
+
+
+def _across_runs(ends, start_at, every, crash):
+    """What process() received over both runs: repeats show as digits, the killed record in red."""
+    pictures.attach(commit_picture("What process() received across both runs: a digit marks a record received "
+                                   "more than once, pale ones were never received", ends, start_at, every, crash))
 
 
 def test_at_most_once_never_repeats(kafka, impl_path, wd):
@@ -192,12 +211,14 @@ def test_at_most_once_never_repeats(kafka, impl_path, wd):
                                                                      [10, 0, 9, 8], {2: 4})
     every = before + again
     if duplicates(every):
+        _across_runs(ends, start_at, every, crashed)
         explain(did=did, saw=f"process() received {show_records(duplicates(every))} twice",
                 expected="at-most-once: no record handed to process() a second time, whatever the moment of the crash",
                 nudge="a restart resumes at the committed offset. For a record never to come back, what must already "
                 "be on the broker when process() is called?", seen_in="your process() calls")
     missing = records_between(start_at, ends) - set(every)
     if missing:
+        _across_runs(ends, start_at, every, crashed)
         explain(did=did, saw=f"no run processed {show_records(missing)}",
                 expected="nothing lost here: at-most-once may only lose a record whose processing was cut short, and "
                 "this crash came after process() had returned",
@@ -209,6 +230,7 @@ def test_at_most_once_drops_the_record_in_flight(kafka, impl_path, wd):
     """At-most-once, killed mid-processing: the record in hand was already committed and never comes back."""
     ends, held, before, again, start_at, did = _hold(kafka, impl_path, wd, AT_MOST_ONCE, [7, 8, 0, 9], {1: 2})
     if held in again:
+        _across_runs(ends, start_at, before + again, held)
         explain(did=did, saw=f"the record being processed when the consumer died (p{held[0]}@{held[1]}) was handed "
                 "to process() again after the restart",
                 expected=f"at-most-once: partition {held[0]} committed past offset {held[1]} before process() was "
@@ -216,10 +238,12 @@ def test_at_most_once_drops_the_record_in_flight(kafka, impl_path, wd):
                 nudge="at-most-once gives up the record in hand to make sure nothing is ever done twice. Which has "
                 "to happen first: the commit or the processing?", seen_in="your process() calls")
     if duplicates(before + again):
+        _across_runs(ends, start_at, before + again, held)
         explain(did=did, saw=f"process() received {show_records(duplicates(before + again))} twice",
                 expected="at-most-once: no record handed to process() a second time", seen_in="your process() calls")
     missing = records_between(start_at, ends) - {held} - set(before) - set(again)
     if missing:
+        _across_runs(ends, start_at, before + again, held)
         explain(did=did, saw=f"apart from the record in processing at the kill (p{held[0]}@{held[1]}), neither run "
                 f"processed {show_records(missing)}", expected="only the record in hand lost: every other record "
                 "processed once", nudge="commit the record in hand, not records you have not handed to process() yet.",
@@ -233,11 +257,13 @@ def test_at_least_once_repeats_the_crashed_record(kafka, impl_path, wd):
     every = before + again
     missing = records_between(start_at, ends) - set(every)
     if missing:
+        _across_runs(ends, start_at, every, crashed)
         explain(did=did, saw=f"no run processed {show_records(missing)}",
                 expected="at-least-once: every record processed at least once", seen_in="your process() calls",
                 nudge="what did the group have committed when the consumer died, and which of those records had "
                 "really been processed?")
     if duplicates(every) != [crashed]:
+        _across_runs(ends, start_at, every, crashed)
         explain(did=did, saw=f"across the runs, process() received {show_records(duplicates(every)) or 'nothing'} "
                 "twice", expected=f"at-least-once with a synchronous commit after every record: exactly the record "
                 f"killed before its commit could run processed again (p{crashed[0]}@{crashed[1]}), no other",
@@ -249,14 +275,17 @@ def test_at_least_once_never_loses_the_record_in_flight(kafka, impl_path, wd):
     """At-least-once, killed mid-processing: the record in hand is not committed, and the restart processes it."""
     ends, held, before, again, start_at, did = _hold(kafka, impl_path, wd, AT_LEAST_ONCE, [8, 0, 9, 7], {3: 5})
     if held not in again:
+        _across_runs(ends, start_at, before + again, held)
         explain(did=did, saw=f"the record being processed when the consumer died (p{held[0]}@{held[1]}) never "
                 "reached process() again: it is lost", expected="at-least-once: the restart processes it",
                 nudge="an offset should reach the group only once its record is done.", seen_in="your process() calls")
     missing = records_between(start_at, ends) - set(before) - set(again)
     if missing:
+        _across_runs(ends, start_at, before + again, held)
         explain(did=did, saw=f"neither run processed {show_records(missing)}",
                 expected="at-least-once: every record processed at least once", seen_in="your process() calls")
     if duplicates(before + again):
+        _across_runs(ends, start_at, before + again, held)
         explain(did=did, saw=f"process() received {show_records(duplicates(before + again))} in both runs",
                 expected="only the record in processing at the kill processed again: the others were committed",
                 seen_in="your process() calls")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from grader.kit import QUIET, explain
+from grader.kit import QUIET, explain, pictures
 
 MEMBER_CONFIG = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 500, "fetch.wait.max.ms": 50}
 # diagnose() must sleep interval_s between its samples: not less (the checks time the call and, while
@@ -270,6 +270,24 @@ def _check_shape(report, what: str) -> None:
 SEEN = "your report, next to the broker's numbers"
 
 
+def _lag_pictures(parts: dict, broker: dict[int, PartitionView], bad: int | None) -> None:
+    """The broker's view (bars: read and committed, then the lag as pale squares) and yours beside it."""
+    pictures.attach(pictures.offset_bars(
+        "The broker's view of each partition: its log from log start to end, and the group's committed offset",
+        [pictures.bar(p, end=v.end, log_start=v.start, committed=v.committed, start=v.committed or v.start)
+         for p, v in sorted(broker.items())][:16],
+        unread="the lag: records the group has still to read", before="behind the committed offset"))
+    rows, bad_rows = [], []
+    for i, (p, v) in enumerate(sorted(broker.items())[:60]):
+        got = parts.get(p, {})
+        rows.append([p, f"{got.get('committed', 'missing')} / {v.committed}", f"{got.get('start')} / {v.start}",
+                     f"{got.get('end')} / {v.end}", f"{got.get('lag')} / {v.lag}"])
+        if p == bad:
+            bad_rows.append(i)
+    pictures.attach(pictures.table("Your report / the broker, per partition",
+                                   ["partition", "committed", "log start", "end", "lag"], rows, bad_rows))
+
+
 def compare_with_broker(report: dict, broker: dict[int, PartitionView], did: str) -> None:
     """The learner's per-partition numbers and total must equal the broker's, exactly."""
     parts = report["partitions"]
@@ -286,6 +304,9 @@ def compare_with_broker(report: dict, broker: dict[int, PartitionView], did: str
                 expected=f"exactly the topic's partitions: {sorted(broker)}")
     for p, want in sorted(broker.items()):
         got = parts[p]
+        if got["committed"] != want.committed or got["end"] != want.end or got["start"] != want.start or \
+                got["lag"] != want.lag:
+            _lag_pictures(parts, broker, p)
         if got["committed"] != want.committed:
             explain(did=did, seen_in=SEEN,
                     saw=f"partition {p}: your committed offset {got['committed']!r}; the broker holds "
@@ -313,6 +334,7 @@ def compare_with_broker(report: dict, broker: dict[int, PartitionView], did: str
     total = sum(v.lag for v in broker.values())
     if report["total"] != total:
         lags = [broker[p].lag for p in sorted(broker)]
+        _lag_pictures(parts, broker, None)
         explain(did=did, seen_in=SEEN, saw=f"your total {report['total']}; per-partition lags {lags}",
                 expected=f"total {total}",
                 nudge="the group has to work through every partition's backlog. How do the partitions' lags add "

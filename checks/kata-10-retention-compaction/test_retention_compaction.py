@@ -19,7 +19,7 @@ from _kata10_support import (
 )
 from confluent_kafka.admin import ConfigResource, ConfigSource
 
-from grader.kit import explain, wait_for
+from grader.kit import explain, pictures, wait_for
 
 DAY_MS = 24 * 3600 * 1000
 SEVEN_YEARS_MS = 7 * 365 * DAY_MS
@@ -96,6 +96,19 @@ def not_on_topic(config: dict, *names: str) -> list[str]:
     return [n for n in names if not config.get(n, (None, False))[1]]
 
 
+def config_table(topic: str, config: dict, rows: list[tuple[str, str, bool]], required=()) -> None:
+    """Expected vs seen, one config per row: (name, what the scenario needs, whether the topic's value does);
+    required: the configs that must be set on the topic itself, not left to the broker's defaults."""
+    shown, bad = [], []
+    for i, (name, want, ok) in enumerate(rows):
+        on_topic = config.get(name, (None, False))[1]
+        shown.append([name, want, str(value(config, name)), "the topic" if on_topic else "broker default"])
+        if not ok or (name in required and not on_topic):
+            bad.append(i)
+    pictures.attach(pictures.table(f"The {topic} topic's configs: expected vs seen",
+                                   ["config", "expected", "seen", "set by"], shown, bad))
+
+
 DEFAULTS_NUDGE = (" The broker's defaults are a cluster operator's choice (log.cleanup.policy, log.retention.ms, "
                   "log.retention.bytes): set what the scenario depends on on the topic itself.")
 
@@ -111,6 +124,11 @@ def test_audit_log_is_kept_for_years(kafka, impl):
     ok = policy(config) == {"delete"} and (retention == -1 or retention >= SEVEN_YEARS_MS) \
         and value(config, "retention.bytes") == "-1" and not defaulted
     if not ok:
+        config_table("audit", config, [("cleanup.policy", "delete", policy(config) == {"delete"}),
+                                       ("retention.ms", f">= {SEVEN_YEARS_MS} or -1",
+                                        retention == -1 or retention >= SEVEN_YEARS_MS),
+                                       ("retention.bytes", "-1", value(config, "retention.bytes") == "-1")],
+                     ("cleanup.policy", "retention.ms", "retention.bytes"))
         explain(did="created the scenario topics and described the audit topic's configs",
                 saw=show(config, "cleanup.policy", "retention.ms", "retention.bytes"),
                 expected=f"cleanup.policy=delete, retention.ms of 7 years ({SEVEN_YEARS_MS} ms) or more (-1 = "
@@ -129,6 +147,12 @@ def test_metrics_are_bounded_by_time_and_size(kafka, impl):
         and value(config, "retention.bytes") == str(METRICS_MAX_BYTES) and 0 < segment <= METRICS_MAX_BYTES // 4 \
         and not defaulted
     if not ok:
+        config_table("metrics", config, [
+            ("cleanup.policy", "delete", policy(config) == {"delete"}),
+            ("retention.ms", str(3 * DAY_MS), value(config, "retention.ms") == str(3 * DAY_MS)),
+            ("retention.bytes", str(METRICS_MAX_BYTES), value(config, "retention.bytes") == str(METRICS_MAX_BYTES)),
+            ("segment.bytes", f"<= {METRICS_MAX_BYTES // 4}", 0 < segment <= METRICS_MAX_BYTES // 4)],
+            ("cleanup.policy", "retention.ms", "retention.bytes", "segment.bytes"))
         explain(did=f"created the scenario topics with metrics_max_bytes={METRICS_MAX_BYTES} and described the "
                 "metrics topic's configs",
                 saw=show(config, "cleanup.policy", "retention.ms", "retention.bytes", "segment.bytes"),
@@ -146,6 +170,10 @@ def test_profiles_keep_the_latest_value_per_key(kafka, impl):
     deletes = "delete" in pol and (value(config, "retention.ms") != "-1" or value(config, "retention.bytes") != "-1")
     defaulted = not_on_topic(config, "cleanup.policy")
     if "compact" not in pol or deletes or defaulted:
+        config_table("profiles", config, [("cleanup.policy", "compact", "compact" in pol and not deletes),
+                                          ("retention.ms", "-1 if delete is in the policy", not deletes),
+                                          ("retention.bytes", "-1 if delete is in the policy", not deletes)],
+                     ("cleanup.policy",))
         explain(did="created the scenario topics and described the profiles topic's configs",
                 saw=show(config, "cleanup.policy", "retention.ms", "retention.bytes"),
                 expected="cleanup.policy=compact, set on the topic (the latest profile of every user kept for as "
@@ -161,6 +189,10 @@ def test_carts_are_compacted_and_expire(kafka, impl):
     defaulted = not_on_topic(config, "cleanup.policy", "retention.ms")
     if policy(config) != {"compact", "delete"} or value(config, "retention.ms") != str(30 * DAY_MS) \
             or value(config, "retention.bytes") != "-1" or defaulted:
+        config_table("carts", config, [
+            ("cleanup.policy", "compact,delete", policy(config) == {"compact", "delete"}),
+            ("retention.ms", str(30 * DAY_MS), value(config, "retention.ms") == str(30 * DAY_MS)),
+            ("retention.bytes", "-1", value(config, "retention.bytes") == "-1")], ("cleanup.policy", "retention.ms"))
         explain(did="created the scenario topics and described the carts topic's configs",
                 saw=show(config, "cleanup.policy", "retention.ms", "retention.bytes", "delete.retention.ms"),
                 expected=f"both compaction and deletion, retention.ms={30 * DAY_MS} (set on the topic), no size "

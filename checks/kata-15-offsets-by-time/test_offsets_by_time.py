@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from confluent_kafka import TopicPartition
 
-from grader.kit import explain
+from grader.kit import explain, pictures
 
 # Milliseconds after BASE at which each partition's records were written (one record each, in
 # offset order). The same instant lands on a different offset in every partition, and the records
@@ -87,11 +87,24 @@ def shown(when: datetime) -> str:
     return when.isoformat(timespec="milliseconds")
 
 
+def _reset_pictures(committed: dict, want: dict) -> None:
+    """Per partition: where the group was reset (C) against the first record at or after the time (E), and the
+    records' timestamps, so a reset in the wrong unit or to the wrong side of an instant shows."""
+    pictures.attach(pictures.offset_bars(
+        "After the reset: C where the group resumes, E where it should (for a time: the first record at or after it)",
+        [pictures.bar(p, end=ENDS[p], start=want[p], expected=want[p],
+                      committed=committed.get(p) if (committed.get(p) or 0) >= 0 else None) for p in sorted(want)],
+        unread="replayed after the reset", before="skipped by the replay"))
+    pictures.attach(pictures.lanes("Each partition's records: offset:timestamp after the topic's first second", {
+        p: [pictures.lane_record(n, f"+{t / 1000:g}s") for n, t in enumerate(LAYOUT[p])] for p in sorted(want)}))
+
+
 def compare(kafka, group, topic, returned, want, did, nudge_for) -> None:
     committed = kafka.committed(group, topic)
     wrong = {p: committed.get(p) for p in want if committed.get(p) != want[p]}
     if wrong:
         seen = {p: ("none" if o is not None and o < 0 else o) for p, o in committed.items()}
+        _reset_pictures(committed, want)
         explain(did=did + ", then read the group's committed offsets from the broker",
                 saw=f"committed offsets per partition: {seen}", expected=f"{want}", nudge=nudge_for(committed))
     if returned != want:

@@ -47,7 +47,8 @@ def progress_command(html_file, as_json, reset, kata_name, yes, course_dir):
                                "next": upcoming.id if upcoming else None}, indent=2))
         return
     if html_file:
-        html_file.write_text(html_report.render(course, data, rows), encoding="utf-8")
+        pages = {k.id: store.run_page_path(k) for k in course.katas if store.run_page_path(k).is_file()}
+        html_file.write_text(html_report.render(course, data, rows, pages), encoding="utf-8")
         console.out.print(f"Wrote {html_file}. Open it in a browser.")
         return
     table = Table(title=f"{course.title}: mastery")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from grader import console, report
+from grader import console, report, run_page
 from grader.broker import warmup
 from grader.catalog import Kata
 from grader.commands.common import (
@@ -37,11 +37,13 @@ from grader.runner import BrokerDied, run_checks
               help="Also write JUnit XML to this file.")
 @click.option("--gradescope", "gradescope_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write Gradescope results JSON to this file.")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write a self-contained page of this run (each check, its text and pictures) to this file.")
 @click.option("--timeout", type=click.IntRange(5, 3600), help="Seconds before your code is stopped.")
 @course_option
 @broker_options
 @quiet_option
-def run_command(kata_name, solution, file_path, as_json, junit_file, gradescope_file, timeout, course_dir,
+def run_command(kata_name, solution, file_path, as_json, junit_file, gradescope_file, html_file, timeout, course_dir,
                 broker_mode, bootstrap_servers, quiet):
     """Grade a kata against a real Kafka broker (KATA: kata-01, 01 or keyed-partitioning)."""
     console.set_quiet(quiet or as_json)
@@ -81,17 +83,25 @@ def run_command(kata_name, solution, file_path, as_json, junit_file, gradescope_
     if target == "stub":
         store = ProgressStore(course)
         store.record_result(kata, result)
+        # The last run's page, kept beside the progress file: `grade progress --html` links each kata to it.
+        page = store.run_page_path(kata)
+        page.parent.mkdir(parents=True, exist_ok=True)
+        page.write_text(run_page.render(result, kata), encoding="utf-8")
         if store.note.message:
             console.err.print(store.note.message)
     if junit_file:
         junit_file.write_text(junit_xml([result]))
     if gradescope_file:
         gradescope_file.write_text(json.dumps(gradescope(result), indent=2))
+    if html_file:
+        html_file.write_text(run_page.render(result, kata), encoding="utf-8")
     if as_json:
         click.echo(result.to_json())
     else:
         console.out.print(report.render(result, kata, show_passed=not quiet,
-                                        next_steps=_next_steps(result, kata, file_path)), end="")
+                                        next_steps=_next_steps(result, kata, file_path),
+                                        ascii_only=not (console.out.encoding or "").lower().startswith("utf")),
+                      end="")
     if broker.provider == "local":
         from grader.broker.local import build_archive_if_missing
 

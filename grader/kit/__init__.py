@@ -7,6 +7,7 @@
     from grader.kit.protocolproxy import BigClusterProxy
     from grader.kit.learner import in_host         # build an object next to the learner's code
     from grader.kit.connect import ConnectRest      # Kafka Connect REST (fixtures: connect_url, postgres)
+    from grader.kit import pictures                # offset bars, lanes, timelines, tables beside a failure
 
 The engine (catalog, runner, results, report, progress, broker, the learner host) is not part of it.
 """

@@ -107,3 +107,17 @@ def direction(got: Offsets, want: Offsets) -> str:
                 "were done (a commit that comes too early, librdkafka's auto-commit timer, the wrong partition). ")
     return ("some records are not committed (or were not yet when the check looked): every record needs its own "
             "synchronous commit, for its own partition, before the next record is taken. ")
+
+
+def commit_picture(title: str, ends: dict[int, int], start: Offsets, records, crash=None, got: Offsets | None = None,
+                   want: Offsets | None = None) -> dict:
+    """An offset-bar picture (grader/kit/pictures.py) of a commit check: per partition what process() received
+    (repeats show), where the run was due to start, the crash record, and the committed vs expected offsets."""
+    from grader.kit import pictures
+
+    return pictures.offset_bars(title, [
+        pictures.bar(p, end=end, processed=[o for q, o in records if q == p], start=start.get(p),
+                     committed=got.get(p) if got is not None else None,
+                     expected=want.get(p) if want is not None else None,
+                     crash=crash[1] if crash is not None and crash[0] == p else None)
+        for p, end in sorted(ends.items())])
