@@ -22,9 +22,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from grader import picture_data, scoring
+from grader import picture_data, scoring, services
 from grader import proc as proc_guard
-from grader import services
 from grader.catalog import Kata
 from grader.errors import CourseError, InfraError
 from grader.host import sandbox
