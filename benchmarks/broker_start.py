@@ -25,8 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from grader.broker import jars  # noqa: E402
+from grader.broker.addresses import free_port, kafka_uuid  # noqa: E402
 from grader.broker.base import metadata_answers  # noqa: E402
-from grader.broker.local import free_port, kafka_uuid, start_local  # noqa: E402
+from grader.broker.local import start_local  # noqa: E402
 
 DEFAULT_JVM = ["-Xmx1G", "-Xms1G", "-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
                "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent", "-XX:MaxInlineLevel=15",

@@ -197,14 +197,15 @@ def test_a_port_taken_meanwhile_is_retried_on_other_ports(monkeypatch):
     squatter.bind(("127.0.0.1", 0))
     squatter.listen()
     taken = squatter.getsockname()[1]
-    real_free_port = local.free_port
+    real_free_ports = local.free_ports
     calls = {"n": 0}
 
-    def first_port_taken():
+    def first_port_taken(count):
         calls["n"] += 1
-        return taken if calls["n"] == 1 else real_free_port()
+        ports = real_free_ports(count)
+        return [taken, *ports[1:]] if calls["n"] == 1 else ports
 
-    monkeypatch.setattr(local, "free_port", first_port_taken)
+    monkeypatch.setattr(local, "free_ports", first_port_taken)
     messages = []
     broker = local.start_local(messages.append)
     try:
@@ -242,7 +243,7 @@ def test_a_sigkilled_grader_leaves_no_broker_and_no_learner_code():
 def test_cluster_ids_never_start_with_a_dash():
     """StorageTool reads `-t -xyz…` as an option; 1 id in 64 used to start with "-" (a fresh cache then
     failed every start: the template's id is kept)."""
-    from grader.broker.local import kafka_uuid
+    from grader.broker.addresses import kafka_uuid
 
     ids = [kafka_uuid() for _ in range(3000)]
     assert not [i for i in ids if i.startswith("-")]
@@ -260,3 +261,13 @@ def test_a_stored_template_id_that_starts_with_a_dash_is_replaced(tmp_path, monk
     formatted = []
     warmup.ensure_template(lambda d, cid: formatted.append(cid), 1, "goodidgoodidgoodidgood")
     assert formatted == ["goodidgoodidgoodidgood"] and warmup.template_cluster_id() == "goodidgoodidgoodidgood"
+
+
+def test_free_ports_are_distinct():
+    """One node's listeners each need a port of their own: ports are held until all are picked."""
+    from grader.broker.addresses import free_ports
+
+    for _ in range(50):
+        ports = free_ports(12)
+        assert len(set(ports)) == 12
+

@@ -75,8 +75,8 @@ def start_docker(progress: Progress) -> DockerBroker:
     # vars and a fixed port mapping (the advertised port must be known before start).
     from testcontainers.core.container import DockerContainer
 
+    from grader.broker.addresses import free_port
     from grader.broker.base import wait_until
-    from grader.broker.local import free_port
 
     port = free_port()
     progress(f"Starting {IMAGE} with testcontainers (the first run pulls the image)…")

@@ -6,22 +6,20 @@ the same code starts the 1-node broker every kata uses and a 3-node cluster late
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from grader import proc as proc_guard
 from grader.broker import jars, warmup
+from grader.broker.addresses import free_port, free_ports, kafka_uuid
 from grader.broker.base import Broker, Progress, metadata_answers
 from grader.errors import InfraError
 
@@ -59,24 +57,6 @@ def start_timeout() -> float:
         raise UsageError(f"{START_TIMEOUT_ENV}={raw!r} is not a number of seconds.",
                          next_step=f"set it to e.g. 90 (seconds), or unset it: `unset {START_TIMEOUT_ENV}`.")
     return value
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def kafka_uuid() -> str:
-    """A Kafka cluster id (base64url of 16 random bytes), made without a JVM launch.
-
-    Never one that starts with "-" (1 in 64): `StorageTool format -t -xyz…` reads it as an option and
-    fails ("argument --cluster-id/-t: expected one argument"); Kafka's Uuid.randomUuid() skips those too.
-    """
-    while True:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-        if not cluster_id.startswith("-"):
-            return cluster_id
 
 
 @dataclass
@@ -213,7 +193,10 @@ def _launch(java: str, classpath: str, node_count: int, extra_flags: list[str], 
     """
     base = Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else None  # tmpfs: no disk latency
     root = Path(tempfile.mkdtemp(prefix="kafka-katas-", dir=base))
-    nodes = [Node(i, free_port(), free_port(), root / f"node-{i}", advertised_port=free_port() if proxy else 0)
+    # Every listener of every node (client, controller, inter-broker, advertised proxy) on a port of its own.
+    ports = iter(free_ports(node_count * (4 if proxy else 3)))
+    nodes = [Node(i, next(ports), next(ports), root / f"node-{i}", broker_port=next(ports),
+                  advertised_port=next(ports) if proxy else 0)
              for i in range(1, node_count + 1)]
     broker = LocalBroker(bootstrap_servers=",".join(f"127.0.0.1:{n.port}" for n in nodes),
                          provider="local", nodes=nodes, root=root, description=f"local Kafka in {root}")

@@ -28,8 +28,9 @@ from pathlib import Path
 from grader import KAFKA_VERSION
 from grader import proc as proc_guard
 from grader.broker import jars
+from grader.broker.addresses import free_port
 from grader.broker.base import Progress
-from grader.broker.local import JVM_FLAGS, free_port
+from grader.broker.local import JVM_FLAGS
 from grader.errors import InfraError
 
 START_TIMEOUT_S = 120.0

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader import proc as proc_guard
+from grader.broker.addresses import free_port
 from grader.broker.base import Progress
 from grader.broker.jars import cache_root
-from grader.broker.local import free_port
 from grader.errors import InfraError
 
 USER = "kk"  # the superuser initdb creates; trust auth on loopback only
