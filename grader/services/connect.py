@@ -24,6 +24,7 @@ import uuid
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import ClassVar
 
 from grader import KAFKA_VERSION
 from grader import proc as proc_guard
@@ -32,6 +33,7 @@ from grader.broker.addresses import free_port
 from grader.broker.base import Progress
 from grader.broker.local import JVM_FLAGS
 from grader.errors import InfraError
+from grader.services.server import ServerProcess
 
 START_TIMEOUT_S = 120.0
 DEBEZIUM_ARCHIVE = "debezium-connector-postgres-*-plugin.tar.gz"
@@ -71,28 +73,14 @@ def ensure_jars(progress: Progress) -> tuple[Path, Path]:
 
 
 @dataclass
-class ConnectWorker:
-    port: int
-    workdir: Path
-    group: str
-    process: subprocess.Popen | None = None
+class ConnectWorker(ServerProcess):
+    group: str = ""
+    LOG_NAME: ClassVar[str] = "connect.log"
+    WHAT: ClassVar[str] = "Connect"
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def log_path(self) -> Path:
-        return self.workdir / "connect.log"
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return "(no Connect log was written)"
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

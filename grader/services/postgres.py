@@ -19,12 +19,14 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from grader import proc as proc_guard
 from grader.broker.addresses import free_port
 from grader.broker.base import Progress
 from grader.broker.jars import cache_root
 from grader.errors import InfraError
+from grader.services.server import ServerProcess
 
 USER = "kk"  # the superuser initdb creates; trust auth on loopback only
 DATABASE = "postgres"
@@ -101,27 +103,13 @@ def ensure_template(progress: Progress) -> Path:
 
 
 @dataclass
-class Postgres:
-    port: int
-    workdir: Path
-    process: subprocess.Popen | None = None
+class Postgres(ServerProcess):
+    LOG_NAME: ClassVar[str] = "postgres.log"
+    WHAT: ClassVar[str] = "PostgreSQL"
 
     @property
     def url(self) -> str:
         return f"postgresql://{USER}@127.0.0.1:{self.port}/{DATABASE}"
-
-    @property
-    def log_path(self) -> Path:
-        return self.workdir / "postgres.log"
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return "(no PostgreSQL log was written)"
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
