@@ -23,6 +23,7 @@ from grader.batch import Row, Submission, grade_pair, unrunnable
 from grader.catalog import Course, Kata
 from grader.commands.release import course_yaml
 from grader.errors import InfraError
+from grader.results import gradescope_test
 
 ROOT_ENV = "KAFKA_KATAS_AUTOGRADER_ROOT"
 SKIP_PARTS = {"__pycache__", "known_bad", ".pytest_cache"}
@@ -88,16 +89,11 @@ def write_zip(course: Course, katas: list[Kata], out: Path, jar_dir: Path | None
 
 def _tests(row: Row) -> list[dict]:
     if not row.checks:  # nothing ran: one test carrying the kata's points and the reason
-        return [{"name": f"{row.kata}: submission", "score": 0, "max_score": row.max_points, "status": "failed",
-                 "output": row.message, "visibility": "visible"}]
-    tests = []
-    for c in row.checks:
-        passed = c["status"] == "pass"
-        tests.append({"name": f"{row.kata}: {c['title']}", "score": c["points"], "max_score": c["max_points"],
-                      "status": "passed" if passed else "failed",
-                      "output": "" if passed else (c["message"] or row.message or c["status"]),
-                      "visibility": "after_published" if c["visibility"] == "hidden" else "visible"})
-    return tests
+        return [gradescope_test(f"{row.kata}: submission", 0, row.max_points, False, row.message, "visible")]
+    return [gradescope_test(f"{row.kata}: {c['title']}", c["points"], c["max_points"], c["status"] == "pass",
+                            "" if c["status"] == "pass" else (c["message"] or row.message or c["status"]),
+                            c["visibility"])
+            for c in row.checks]
 
 
 def grade_submission(course: Course, root: Path) -> dict:

@@ -156,8 +156,12 @@ def gradescope(result: KataResult) -> dict:
         "score": result.points,
         "max_score": result.max_points,
         "output": result.message or f"{result.kata_id}: {result.status}",
-        "tests": [{"name": c.title, "score": c.earned, "max_score": c.points,
-                   "status": "passed" if c.status == PASS else "failed", "output": c.message,
-                   "visibility": "after_published" if c.visibility == "hidden" else "visible"}
+        "tests": [gradescope_test(c.title, c.earned, c.points, c.status == PASS, c.message, c.visibility)
                   for c in result.checks],
     }
+
+
+def gradescope_test(name: str, score: int, max_score: int, passed: bool, output: str, visibility: str) -> dict:
+    """One entry of Gradescope's `tests`: a hidden check shows once the instructor publishes the grades."""
+    return {"name": name, "score": score, "max_score": max_score, "status": "passed" if passed else "failed",
+            "output": output, "visibility": "after_published" if visibility == "hidden" else "visible"}

@@ -78,15 +78,17 @@ def run_command(kata_name, solution, file_path, as_json, junit_file, gradescope_
         if not result.passed and not broker.alive():
             died.detail = broker.death_report()
             raise died
+    # The run's page: kept beside the progress file for a learner's own run, and written where --html says.
+    html = run_page.render(result, kata) if target == "stub" or html_file else ""
     # Only the learner's own file counts toward mastery (not the solution, not fixtures
     # graded with --file), and only once the checks ran.
     if target == "stub":
         store = ProgressStore(course)
         store.record_result(kata, result)
-        # The last run's page, kept beside the progress file: `grade progress --html` links each kata to it.
+        # `grade progress --html` links each kata to its last run page.
         page = store.run_page_path(kata)
         page.parent.mkdir(parents=True, exist_ok=True)
-        page.write_text(run_page.render(result, kata), encoding="utf-8")
+        page.write_text(html, encoding="utf-8")
         if store.note.message:
             console.err.print(store.note.message)
     if junit_file:
@@ -94,7 +96,7 @@ def run_command(kata_name, solution, file_path, as_json, junit_file, gradescope_
     if gradescope_file:
         gradescope_file.write_text(json.dumps(gradescope(result), indent=2))
     if html_file:
-        html_file.write_text(run_page.render(result, kata), encoding="utf-8")
+        html_file.write_text(html, encoding="utf-8")
     if as_json:
         click.echo(result.to_json())
     else:
