@@ -91,3 +91,17 @@ def test_the_same_cheats_would_pass_without_a_judge(course, tmp_path):
     namespace: dict = {}
     exec(compile(source, "cheat", "exec"), namespace)
     assert callable(namespace["publish_orders"]) and "READ_ERROR" not in namespace
+
+
+@pytest.mark.skipif(not bwrap_works(), reason="bubblewrap is not usable here")
+def test_the_sandbox_tmp_cannot_eat_the_machines_memory(tmp_path):
+    """bwrap's /tmp is a tmpfs (memory): a host that fills it stops at its size, not at half the RAM."""
+    from grader.host.sandbox import TMP_BYTES, _bwrap_args, prepare_scratch, settings
+    cfg = settings(tmp_path, 60, mode="bwrap")
+    home = prepare_scratch(tmp_path)
+    fill = f"head -c {TMP_BYTES + (64 << 20)} /dev/zero > /tmp/f; echo $?; stat -c %s /tmp/f"
+    proc = subprocess.run(["bwrap", *_bwrap_args(cfg, str(home)), "--", "sh", "-c", fill], capture_output=True,
+                          text=True, timeout=60)
+    status, size = proc.stdout.split()
+    assert status != "0" and "No space left" in proc.stderr, proc
+    assert int(size) <= TMP_BYTES

@@ -109,3 +109,20 @@ def test_a_service_that_dies_is_infrastructure_trouble():
     assert proc.returncode == 3, out
     assert "The postgres service of kata-02 stopped while the checks ran; the verdicts are void." in out
     assert "Next: run the same command again." in out
+
+
+@needs_postgres
+def test_a_kata_whose_files_are_wrong_starts_no_service(tmp_path):
+    """Lint problems mean no check will run: validate says so at once instead of starting PostgreSQL and
+    a Connect worker first."""
+    import shutil
+    course = tmp_path / "course"
+    shutil.copytree(COURSE, course)
+    shutil.rmtree(course / "solutions" / "kata-01-rows")
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+    proc = subprocess.run([sys.executable, "-m", "grader", "validate", "kata-01", "--course", str(course)], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "kata-01-rows/rows.py: the solution file is missing." in out, out
+    assert "Starting PostgreSQL" not in out and "Connect worker" not in out, out

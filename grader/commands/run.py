@@ -122,6 +122,12 @@ def _target(kata: Kata, solution: bool, file_path: Path | None) -> tuple[str, Pa
 
 
 def _next_steps(result, kata: Kata, file_path: Path | None = None) -> list[str]:
+    if file_path and file_path.suffix == ".patch":  # an instructor trying a known-bad mistake on the checks
+        if result.passed:
+            return [f"this mistake passes every check of {kata.id}: strengthen a check until it fails, "
+                    f"then run `grade validate {kata.id}`."]
+        return [f"the mistake fails, as a known-bad must; `grade validate {kata.id}` checks that it fails "
+                "in the check kata.yaml names."]
     if result.passed:
         return ["run `grade list` to pick the next kata."]
     # The file that was graded is the one to edit: with --file, that file, not the kata's stub.

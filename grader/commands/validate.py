@@ -24,7 +24,7 @@ from grader.commands.common import (
 from grader.errors import EXIT_FAIL, EXIT_PASS, InfraError
 from grader.results import junit_xml
 from grader.runner import BrokerDied
-from grader.validation import lint, validate_kata, validate_mutants
+from grader.validation import KataValidation, lint, validate_kata, validate_mutants
 
 
 @click.command("validate")
@@ -125,13 +125,30 @@ def validate_command(kata_names, all_katas, lint_only, jobs, mutants, mutant_ids
 
 
 def _validate_own(kata, course, mode: str, bootstrap_servers: str | None, as_json: bool, sweep: dict | None):
+    unfit = _lint_failed(kata, course, as_json)
+    if unfit:
+        return unfit
     # No spinner here: this may run beside other jobs, and the terminal holds one live display.
     with brokers.obtain_for(kata, mode, bootstrap_servers, console.progress) as broker:
         return _validate_on(kata, course, broker, as_json, sweep)
 
 
+def _lint_failed(kata, course, as_json: bool) -> KataValidation | None:
+    """A kata whose files are wrong runs no check: starting its cluster or services would only cost time."""
+    problems = lint(kata, course)
+    if not problems:
+        return None
+    v = KataValidation(kata, problems=problems)
+    if not as_json:
+        _print_one(v)
+    return v
+
+
 def _validate_on(kata, course, broker, as_json: bool, sweep: dict | None = None):
     console.progress(f"Validating {kata.id} ({kata.slug})…")
+    unfit = _lint_failed(kata, course, as_json)
+    if unfit:
+        return unfit
     with services.started(kata, broker.bootstrap_servers, console.progress):
         return _validate_with_services(kata, course, broker, as_json, sweep)
 

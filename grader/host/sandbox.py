@@ -29,6 +29,9 @@ LEARNER_USER = "kata-learner"
 # than they use (thread stacks, malloc arenas); measured peaks stay under 1.5 GB with
 # MALLOC_ARENA_MAX=2 (docs/benchmarks.md), so 4 GB stops runaway allocation without false alarms.
 LIMITS = {"as": 4 << 30, "nproc": 4096, "fsize": 64 << 20, "nofile": 1024, "core": 0}
+# bwrap's private /tmp is a tmpfs, i.e. memory: unsized it could take half the RAM (broker included)
+# through 64 MB files; learner code gets $TMPDIR in the scratch dir, so /tmp needs little.
+TMP_BYTES = 256 << 20
 ETC = ("/etc/hosts", "/etc/nsswitch.conf", "/etc/passwd", "/etc/group", "/etc/localtime", "/etc/ssl",
        "/etc/ld.so.cache", "/etc/host.conf", "/etc/resolv.conf", "/etc/gai.conf")
 
@@ -68,6 +71,18 @@ def bwrap_works() -> bool:
                                "true"], capture_output=True, timeout=20).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
+
+
+@functools.lru_cache(maxsize=1)
+def _tmp_size() -> tuple[str, ...]:
+    """`--size N` for the private /tmp, when this bwrap has it (0.5 and newer)."""
+    args = ("--size", str(TMP_BYTES))
+    try:
+        ok = subprocess.run([shutil.which("bwrap") or "bwrap", "--ro-bind", "/", "/", *args, "--tmpfs", "/tmp", "true"],
+                            capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        ok = False
+    return args if ok else ()
 
 
 def learner_ids() -> tuple[int, int]:
@@ -125,7 +140,7 @@ def command(cfg: dict, args: list[str], binds: tuple[str, ...] = ()) -> tuple[li
 
 def _bwrap_args(cfg: dict, home: str, writable: tuple[str, ...] = ()) -> list[str]:
     args = ["--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-            "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
+            "--proc", "/proc", "--dev", "/dev", "--perms", "1777", *_tmp_size(), "--tmpfs", "/tmp"]
     binds = []
     for path in ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", *ETC):
         if os.path.islink(path):
