@@ -208,12 +208,10 @@ def _hidden_paths(kata: Kata) -> list[str]:
 
 
 def _hide_course_files(kata: Kata) -> None:
-    """As root: other users (the learner host's uid) may not enter checks/ or solutions/."""
-    for d in (kata.checks_dir.parent, kata.solution_path.parent.parent):
-        with contextlib.suppress(OSError):
-            mode = d.stat().st_mode & 0o7777
-            if mode & 0o007:
-                d.chmod(mode & ~0o007)
+    """As root: other users (the learner host's uid) may not enter checks/, solutions/ or the clone's git
+    objects (every committed solution is in them)."""
+    course_root = kata.checks_dir.parent.parent
+    sandbox.hide_from_others([kata.checks_dir.parent, kata.solution_path.parent.parent, *sandbox.git_dirs(course_root)])
 
 
 def _kill_strays(scratch: Path) -> None:

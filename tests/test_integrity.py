@@ -11,7 +11,9 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import uuid
+from pathlib import Path
 
 import pytest
 from conftest import FIXTURES, ROOT, run_grade
@@ -34,16 +36,25 @@ if bwrap_works():
 # At the process layer the learner's code runs as the grader's own user (as root here): it may read
 # the solution and the checks and write the progress store. docs/security.md says so; these cheats
 # are only expected to fail from the unprivileged-user layer up.
-NEEDS_ANOTHER_USER = {"exec_solution", "write_progress", "read_checks"}
+NEEDS_ANOTHER_USER = {"exec_solution", "write_progress", "read_checks", "read_git"}
 
 
 @pytest.fixture(scope="module")
-def course(tmp_path_factory):
-    """A private copy of the course (root-only directory), whose kata-01 stub each test replaces."""
-    root = tmp_path_factory.mktemp("course")
+def course():
+    """A copy of the course, whose kata-01 stub each test replaces. Readable by every user, as a clone in a
+    home directory usually is: what keeps the learner's uid out is the grader's doing, not the folder's."""
+    top = Path(tempfile.mkdtemp(prefix="kk-integrity-"))
+    top.chmod(0o755)
+    root = top / "course"
     for part in ("katas", "checks", "solutions"):
         shutil.copytree(ROOT / part, root / part, ignore=shutil.ignore_patterns("__pycache__"))
-    return root
+    # A clone: its .git holds the solutions too (the read_git cheat looks there).
+    git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "course"]):
+        subprocess.run([*git, *args], check=True, capture_output=True)
+    subprocess.run(["chmod", "-R", "a+rX", str(root)], check=True)
+    yield root
+    shutil.rmtree(top, ignore_errors=True)
 
 
 def cheats() -> list[str]:
@@ -87,10 +98,13 @@ def test_hostile_submission_is_never_passed(cheat, layer, course, bootstrap, tmp
 def test_the_same_cheats_would_pass_without_a_judge(course, tmp_path):
     """Sanity of the fixtures: the solution-exec cheat really is a working solution when it can read the file
     (so its failure above is the sandbox's doing, not a broken cheat)."""
-    source = (CHEATS / "exec_solution.py").read_text().replace("@ROOT@", str(course))
-    namespace: dict = {}
-    exec(compile(source, "cheat", "exec"), namespace)
-    assert callable(namespace["publish_orders"]) and "READ_ERROR" not in namespace
+    for cheat in ("exec_solution", "read_git"):
+        source = (CHEATS / f"{cheat}.py").read_text().replace("@ROOT@", str(course))
+        namespace: dict = {}
+        exec(compile(source, "cheat", "exec"), namespace)
+        assert callable(namespace["publish_orders"]) and "READ_ERROR" not in namespace, cheat
+    solution = (course / "solutions" / KATA / "producer.py").read_text()
+    assert namespace["_solution"]() == solution  # the cheat finds the reference, not some other file
 
 
 @pytest.mark.skipif(not bwrap_works(), reason="bubblewrap is not usable here")

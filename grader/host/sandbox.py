@@ -101,6 +101,32 @@ def learner_ids() -> tuple[int, int]:
     return entry.pw_uid, entry.pw_gid
 
 
+def hide_from_others(dirs: list[Path]) -> None:
+    """Take "other" permissions off these directories (the learner host's uid is an other)."""
+    for d in dirs:
+        with contextlib.suppress(OSError):
+            mode = d.stat().st_mode & 0o7777
+            if mode & 0o007:
+                d.chmod(mode & ~0o007)
+
+
+def git_dirs(top: Path) -> list[Path]:
+    """The git directories holding a course's objects: .git in the course or above it; for a worktree
+    (.git is a file) its own git dir and the repository's common directory."""
+    for d in (top, *top.parents):
+        dot = d / ".git"
+        if dot.is_dir():
+            return [dot]
+        if dot.is_file():
+            text = dot.read_text(errors="replace").strip()
+            if not text.startswith("gitdir:"):
+                return []
+            gitdir = (d / text.removeprefix("gitdir:").strip()).resolve()
+            common = gitdir / "commondir"
+            return [gitdir, (gitdir / common.read_text().strip()).resolve()] if common.is_file() else [gitdir]
+    return []
+
+
 def prepare_scratch(scratch: Path) -> Path:
     """The host's home and cwd inside the scratch directory; returns it."""
     home = scratch / "home"
