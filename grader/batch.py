@@ -24,6 +24,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
+import jinja2
+
+from grader import run_page
 from grader.catalog import Kata
 from grader.errors import GraderError, InfraError
 from grader.runner import BrokerDied, run_checks
@@ -53,6 +56,7 @@ class Row:
     message: str = ""
     checks: list[dict] = field(default_factory=list)
     isolation: str = ""  # the layers that held around the student's code (grader/host/sandbox.py)
+    page: str = ""  # the run's HTML page as the student may see it (grader/run_page.py), pictures included
 
 
 def discover(submissions_dir: Path, work_dir: Path) -> list[Submission]:
@@ -203,7 +207,8 @@ def _write_feedback(folder: Path, student: str, rows: list[Row]) -> None:
     stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in student)
     (folder / f"{stem}.json").write_text(json.dumps({
         "student": student, "points": sum(r.points for r in rows), "max_points": sum(r.max_points for r in rows),
-        "katas": [asdict(r) for r in rows]}, indent=2))
+        "katas": [{k: v for k, v in asdict(r).items() if k != "page"} for r in rows]}, indent=2))
+    _write_pages(folder, stem, student, rows)
     lines = [f"Feedback for {student}: {sum(r.points for r in rows)} of {sum(r.max_points for r in rows)} points", ""]
     for r in rows:
         lines.append(f"{r.kata}: {r.status}, {r.points}/{r.max_points} points")
@@ -217,6 +222,20 @@ def _write_feedback(folder: Path, student: str, rows: list[Row]) -> None:
                 lines += [f"      {line[:300]}" for line in c["message"].splitlines()[:4]]
         lines.append("")
     (folder / f"{stem}.txt").write_text("\n".join(lines) + "\n")
+
+
+def _write_pages(folder: Path, stem: str, student: str, rows: list[Row]) -> None:
+    """feedback/<student>.html (every kata, linked) and feedback/<student>/<kata>.html (each run's page)."""
+    pages = folder / stem
+    for r in rows:
+        if r.page:
+            pages.mkdir(exist_ok=True)
+            (pages / f"{r.kata}.html").write_text(r.page, encoding="utf-8")
+    env = jinja2.Environment(loader=jinja2.PackageLoader("grader", "templates"), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    (folder / f"{stem}.html").write_text(env.get_template("feedback.html.j2").render(
+        student=student, rows=rows, folder=stem, points=sum(r.points for r in rows),
+        max_points=sum(r.max_points for r in rows)), encoding="utf-8")
 
 
 def unrunnable(sub: Submission, kata: Kata) -> Row | None:
@@ -248,7 +267,8 @@ def grade_pair(sub: Submission, kata: Kata, broker) -> Row:
     checks = [{"name": c.name, "title": c.title, "status": c.status, "points": c.earned, "max_points": c.points,
                "visibility": c.visibility, "message": c.message[-2000:]} for c in result.checks]
     return Row(sub.student, kata.id, result.points, result.max_points, result.status, round(result.duration, 2),
-               result.message, checks, result.isolation.get("isolation", "none"))
+               result.message, checks, result.isolation.get("isolation", "none"),
+               run_page.render(run_page.for_students(result), kata))
 
 
 def _max(kata: Kata) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import jinja2
@@ -19,3 +20,14 @@ def render(result: KataResult, kata: Kata) -> str:
         r=result, kata=kata, failures=result.failed_checks, others=[c for c in result.checks
                                                                    if c not in result.failed_checks],
         cells=offset_cells, generated=dt.datetime.now().strftime("%Y-%m-%d %H:%M"), version=__version__)
+
+
+HIDDEN_NOTE = "A hidden check: your instructor sees what it found."
+
+
+def for_students(result: KataResult) -> KataResult:
+    """The run as a student may see it: hidden checks keep their title and verdict, not their evidence."""
+    checks = [c if c.visibility != "hidden" else dataclasses.replace(c, message=HIDDEN_NOTE if c.message else "",
+                                                                    output="", pictures=[])
+              for c in result.checks]
+    return dataclasses.replace(result, checks=checks)

@@ -16,6 +16,7 @@ import sys
 import time
 import zipfile
 
+import markupsafe
 import pytest
 from conftest import FIXTURES, ROOT, run_grade
 
@@ -105,6 +106,17 @@ def test_batch_grades_a_class_resumes_after_an_interrupt_and_never_touches_progr
     text = (out / "feedback" / "h-not-a-zip.txt").read_text()
     assert "is not a zip archive" in text
     assert "kata-01: fail" in (out / "feedback" / "c-known-bad.txt").read_text()
+    # HTML: an index per student linking each run's page (the known-bad's failure text on it, and the page of
+    # a run that died before any check ran still says why).
+    index = (out / "feedback" / "c-known-bad.html").read_text()
+    assert 'href="c-known-bad/kata-01.html"' in index and '<td class="fail">fail</td>' in index
+    page = (out / "feedback" / "c-known-bad" / "kata-01.html").read_text()
+    bad_row = json.loads((out / "feedback" / "c-known-bad.json").read_text())["katas"][0]
+    failed = [c for c in bad_row["checks"] if c["status"] == "fail"]
+    assert failed and str(markupsafe.escape(failed[0]["message"].splitlines()[0])) in page
+    assert "<svg" in page or "<pre>" in page
+    assert "page" not in bad_row  # the JSON stays data; the page is its own file
+    assert "is not a zip archive" in (out / "feedback" / "h-not-a-zip.html").read_text()
 
 
 def test_broken_submissions_name_the_cause(tmp_path):
@@ -183,3 +195,21 @@ def test_a_symbolic_link_is_never_graded(tmp_path):
     (tmp_path / "t" / "katas").symlink_to(KATA.root / "solutions")
     linked = Submission("t", tmp_path / "t", root=tmp_path / "t")
     assert locate(linked, KATA)[1] == f"katas/{KATA.dir_name}/{KATA.stub} is a symbolic link: submit the file itself."
+
+
+def test_hidden_checks_keep_their_evidence_from_the_student_page():
+    """A hidden check's title and verdict reach the student's page; what it found does not."""
+    from grader import run_page
+    from grader.catalog import load_course
+    from grader.results import CheckResult, KataResult
+
+    kata = load_course(ROOT).find("kata-01")
+    secret = "the check sent order 7 with key c-3 and saw it on partition 2"
+    result = KataResult("kata-01", kata.slug, kata.title, kata.checklist, "batch:x", "fail", checks=[
+        CheckResult("test_seen", "pass", doc="Orders arrive.", visibility="public"),
+        CheckResult("test_secret", "fail", doc="Keys stay put.", message=secret, visibility="hidden",
+                    pictures=[{"kind": "table", "title": secret, "columns": ["a"], "rows": [["b"]]}])])
+    page = run_page.render(run_page.for_students(result), kata)
+    assert "Keys stay put." in page and run_page.HIDDEN_NOTE in page
+    assert "order 7" not in page
+    assert result.checks[1].message == secret  # the instructor's result is untouched
