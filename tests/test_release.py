@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,14 @@ def classroom_release(tmp_path_factory):
 
 
 def released_lines(out: Path) -> tuple[set[str], list[str]]:
-    texts = [p.read_text(encoding="utf-8", errors="replace") for p in out.rglob("*") if p.is_file()]
+    """Every line of every released file, the members of the bundled grader's wheel included."""
+    texts = []
+    for p in out.rglob("*"):
+        if p.suffix == ".whl":
+            with zipfile.ZipFile(p) as whl:
+                texts += [whl.read(n).decode("utf-8", errors="replace") for n in whl.namelist()]
+        elif p.is_file():
+            texts.append(p.read_text(encoding="utf-8", errors="replace"))
     return {line.strip() for t in texts for line in t.splitlines()}, texts
 
 
@@ -55,6 +63,7 @@ def public_lines(course: Path) -> set[str]:
     here on purpose: a line a hidden check shares with a public one proves nothing)."""
     files = [p for tree in ("katas", "checks") for p in (course / tree).rglob("*")
              if p.is_file() and "known_bad" not in p.parts and "__pycache__" not in p.parts]
+    files += [p for p in (ROOT / "grader").rglob("*") if p.is_file() and "__pycache__" not in p.parts]  # the wheel
     return {line.strip() for p in files for line in p.read_text(errors="replace").splitlines()}
 
 
@@ -88,7 +97,14 @@ def test_the_release_leaves_instructor_files_behind(course_release):
     for kata_yaml in course_release.glob("katas/*/kata.yaml"):
         data = yaml.safe_load(kata_yaml.read_text())
         assert not {"known_bad", "equivalent_mutants", "solution"} & set(data), kata_yaml
-    assert (course_release / "requirements.txt").read_text().splitlines()[-1] == f"kafka-katas=={__version__}"
+    # kafka-katas is not on PyPI: the release carries the grader that made it.
+    wheel = f"vendor/kafka_katas-{__version__}-py3-none-any.whl"
+    assert (course_release / "requirements.txt").read_text().splitlines()[-1] == f"./{wheel}"
+    with zipfile.ZipFile(course_release / wheel) as whl:
+        names = set(whl.namelist())
+    assert {"grader/cli.py", "grader/kit/__init__.py", "grader/templates/release/dev.j2",
+            "grader/broker/pom.xml"} <= names
+    assert not any(n.startswith(("solutions/", "checks/", "katas/", "tests/")) for n in names)
     assert "grade release" not in (course_release / "README.md").read_text()  # the student README, not ours
     dev = course_release / "dev"
     assert os.access(dev, os.X_OK)
@@ -369,3 +385,34 @@ def test_a_malformed_release_marker_is_a_clear_error(tmp_path, classroom_release
     first = result.stderr.splitlines()[0]
     assert f"{marker}:" in first and "unknown field 'held_bak'" in first
     assert "Next: did you mean 'held_back'?" in result.stderr
+
+
+@pytest.mark.broker
+def test_a_fresh_student_clone_installs_the_bundled_grader_and_grades(tmp_path, bootstrap):
+    """The student's first two commands, for real: `./dev grade kata-01` makes .venv, installs the grader from
+    the wheel the release carries (no package index has it) and its dependencies, and grades the stub."""
+    out = tmp_path / "student"
+    made = release(ROOT, out, "--katas", "kata-01")
+    assert made.returncode == 0, made.stdout + made.stderr
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env.update({"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KAFKA_KATAS_DATA": str(tmp_path / "data"), "NO_COLOR": "1",
+                "PATH": os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if not p.startswith(str(ROOT)))})
+    graded = subprocess.run([str(out / "dev"), "grade", "kata-01"], cwd=out, env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert graded.returncode == 1, graded.stdout + graded.stderr[-3000:]
+    assert "Installing the grader (./vendor/kafka_katas-" in graded.stderr
+    assert re.search(r"0 of \d+ checks passed .*Score: 0/\d+ points", graded.stdout), graded.stdout
+    installed = subprocess.run([str(out / ".venv" / "bin" / "python"), "-c", "import grader; print(grader.__file__)"],
+                               capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert str(out / ".venv") in installed.stdout  # the wheel's copy, not this checkout's
+
+
+def test_a_grader_without_its_source_tree_asks_for_a_requirement(tmp_path, monkeypatch):
+    from grader import wheel
+    from grader.errors import UsageError
+
+    monkeypatch.setattr(wheel, "SOURCE", tmp_path)  # as when the grader runs from an installed wheel
+    with pytest.raises(UsageError) as refused:
+        wheel.cached()
+    assert "installed from a package, not a source tree, so it cannot bundle itself" in str(refused.value)
+    assert "--grader 'kafka-katas @ git+https://HOST/REPO@TAG'" in refused.value.next_step

@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 import yaml
 
-from grader import __version__, console, scoring
+from grader import __version__, console, scoring, wheel
 from grader.catalog import COURSE_FILE, RELEASE_FILE, Course, Kata, load_course
 from grader.commands.common import course_option, open_course, refuse_in_release
 from grader.errors import CourseError, UsageError
@@ -43,9 +43,10 @@ class Plan:
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--katas", "selection", metavar="KATAS",
               help="Release only these katas: a range (kata-01..kata-06) and/or a comma list (kata-01,kata-03).")
-@click.option("--grader", "grader_spec", metavar="REQUIREMENT", default=f"kafka-katas=={__version__}",
-              show_default=True, help="How students install the grader (requirements.txt line), e.g. "
-              "'kafka-katas @ git+https://github.com/you/kafka-katas@v1.0'.")
+@click.option("--grader", "grader_spec", metavar="REQUIREMENT",
+              help="How students install the grader (requirements.txt line), e.g. "
+              "'kafka-katas @ git+https://github.com/you/kafka-katas@v1.0'. Default: this grader's wheel, "
+              "bundled in the release (vendor/).")
 @course_option
 def release_command(out, selection, grader_spec, course_dir):
     """Write a student course to OUT: katas, public checks, a pinned grader; no solutions or hidden checks."""
@@ -54,7 +55,15 @@ def release_command(out, selection, grader_spec, course_dir):
                       "run `grade release OUT` in the course repository this release was made from.")
     out = out.resolve()
     _check_out(course, out)
-    plan = make_plan(course, select(course, selection), _grader_requirement(grader_spec))
+    katas = select(course, selection)
+    if grader_spec:
+        requirement, bundled = _grader_requirement(grader_spec), None
+    else:  # kafka-katas is not on PyPI: the release carries the grader that made it
+        bundled = wheel.cached()
+        requirement = f"./vendor/{bundled.name}"
+    plan = make_plan(course, katas, requirement)
+    if bundled:
+        plan.files[Path("vendor") / bundled.name] = bundled
     _write(plan, out)
     console.out.print(f"Released {len(plan.katas)} katas to {out}: "
                       f"{', '.join(k.id for k in plan.katas)}.")
