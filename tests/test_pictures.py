@@ -141,6 +141,40 @@ def test_the_progress_page_wraps_labels_and_draws_each_katas_attempts_and_hints(
     assert f'<a class="run-page" href="{page_file.resolve().as_uri()}">{kata.id}</a>' in page
 
 
+# A check of the fixture course that draws a timeline under its failure (a copy: the fixture stays as it is).
+TIMELINE_CHECK = """
+from grader.kit import explain, pictures
+
+
+def test_value_arrives(kafka, impl):
+    \"\"\"The value reaches the topic.\"\"\"
+    topic = kafka.create_topic()
+    impl.send(kafka.bootstrap_servers, topic, "hello")
+    values = [r.value for r in kafka.read_all(topic, timeout=3)]
+    pictures.attach(pictures.timeline("what happened", [pictures.event("check", "called send('hello')"),
+                                                        pictures.event("broker", f"the topic held {len(values)}",
+                                                                       "missing")]))
+    explain(did="called send(..., 'hello')", saw=f"{values}", expected="[b'hello']")
+"""
+
+
+@pytest.mark.broker
+def test_ascii_forces_the_ascii_drawing_on_a_terminal_that_could_draw_blocks(tmp_path, bootstrap):
+    course = tmp_path / "course"
+    shutil.copytree(OK_COURSE, course)
+    (course / "checks" / "kata-01-echo" / "test_echo.py").write_text(TIMELINE_CHECK)
+    env = {"KAFKA_KATAS_DATA": str(tmp_path / "data"), "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+           "PYTHONIOENCODING": "utf-8"}
+    drawn = {}
+    for flags in ((), ("--ascii",)):
+        proc = run_grade("kata-01", "--course", str(course), "--file", str(course / "katas/kata-01-echo/echo.py"),
+                         *flags, env=env)
+        assert proc.returncode == 1, proc.stderr
+        drawn[flags] = [line for line in proc.stdout.splitlines() if "| called send" in line]
+    assert drawn[()] and "▶ check" in drawn[()][0]  # UTF-8 out: the terminal's own drawing
+    assert drawn[("--ascii",)] and "> check" in drawn[("--ascii",)][0] and drawn[("--ascii",)][0].isascii()
+
+
 # ---------------------------------------------------------------------- the real thing: kata-04's stub
 
 
