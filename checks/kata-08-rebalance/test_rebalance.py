@@ -206,6 +206,7 @@ def test_member_survives_losing_its_partitions(kafka, impl_path, tmp_path):
         wait_until(did, lambda: view().settled(1), "the broker to give every partition to B once A's session timed out",
                    (b,), show=lambda: view().describe())
         mark = a.count()
+        a.run.reset_stop_gap()  # the freeze is the check's doing: time A's should_stop() calls from the thaw
         a.resume()
         did += "; once B owned every partition, thawed A (SIGCONT), whose partitions were now lost"
         wait_until(did, lambda: view().settled(2) and a.count() >= mark + 20,
