@@ -67,6 +67,12 @@ def test_a_bar_never_holds_more_than_its_window_however_far_apart_the_offsets(co
     pictures.validate(pictures.offset_bars("far apart", [part]))
 
 
+def test_a_focus_keeps_an_offset_nothing_marks_inside_the_window():
+    part = pictures.bar(0, 200, processed=[*range(200), 5], focus=5)  # offset 5 processed twice, far from the end
+    assert part["log_start"] <= 5 < part["end"] and part["counts"]["5"] == 2 and part["last"] == 200
+    assert pictures.bar(0, 200, processed=[*range(200), 5])["log_start"] > 5  # without it: the end
+
+
 def test_lanes_timelines_and_tables_fit_in_100_columns_and_name_their_marks():
     shown = [pictures.lanes("keys", {0: [pictures.lane_record(o, f"order-{o}", "duplicate" if o == 3 else "")
                                          for o in range(40)]}),

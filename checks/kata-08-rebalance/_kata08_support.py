@@ -125,7 +125,9 @@ class Member:
         self.name = name
         self.run = ChildRun(impl_path, "run_member",
                             {"bootstrap_servers": kafka.bootstrap_servers, "topic": topic, "group_id": group,
-                             "commit_every": commit_every, "config": dict(config)},
+                             "commit_every": commit_every,
+                             # The client.id names the member in the broker's group description (timelines).
+                             "config": {**config, "client.id": f"kata08-member-{name}"}},
                             workdir=tmp_path, crash_after=crash_after, hold_at=hold_at, name=f"member-{name}")
         self.paused = False
 
