@@ -87,6 +87,15 @@ def test_lanes_timelines_and_tables_fit_in_100_columns_and_name_their_marks():
     assert "3:order-3(x2)" in text and "▶ check  | SIGKILL a  [crash]" in text and "x 1" in text
 
 
+def test_a_long_timeline_step_wraps_under_its_text_instead_of_being_cut():
+    text = "group offsets meanwhile: p0 none, p1 none, p2 none " * 2 + "(should be p0 4, p1 3, p2 3) END"
+    lines = drawn(pictures.timeline("t", [pictures.event("broker", text[:120], "extra")]))
+    assert all(len(line) <= 96 for line in lines) and len(lines) >= 3
+    assert lines[1].startswith("   1   broker | group offsets") and lines[-1].endswith("[extra]")
+    assert all(line.index("|") == lines[1].index("|") for line in lines[1:])  # continued under the same bar
+    assert " ".join(line.split("| ", 1)[1] for line in lines[1:]).startswith(text[:100])
+
+
 @pytest.mark.parametrize("bad", [
     {"kind": "script", "title": "x"},
     {"kind": "table", "title": "x", "columns": ["a"], "rows": [[{"__class__": "os.system"}]]},
