@@ -139,6 +139,22 @@ def test_the_run_page_draws_one_svg_group_per_partition_and_escapes_what_it_show
     assert 'class="cell cell-crash" data-offset="3"' in page and 'class="cell cell-repeat" data-offset="5"' in page
 
 
+def test_the_run_page_draws_each_timeline_step_whole_and_marks_the_marked_ones():
+    kata = load_course(ROOT).find("kata-08")
+    long = "committed when B took over (B starts there): " + ", ".join(f"p{p} {100 + p}" for p in range(8)) + " <END>"
+    steps = pictures.timeline("t", [pictures.event("check", "SIGKILL A, still inside that process() call", "crash"),
+                                    pictures.event("broker", long[:120])])
+    result = KataResult("kata-08", kata.slug, kata.title, kata.checklist, "stub", "fail",
+                        [CheckResult("test_x", "fail", message="m", pictures=[steps])])
+    page = run_page.render(result, kata)
+    svg = page[page.index('<svg class="timeline"'):]
+    svg = svg[:svg.index("</svg>")]
+    assert re.search(r'<g class="event check marked" data-step="1">.*class="cell-crash"', svg, re.S)
+    shown = " ".join(re.findall(r"<tspan[^>]*>([^<]*)</tspan>", svg))
+    assert "SIGKILL A, still inside that process() call (crash)" in shown
+    assert long[:120].replace("<", "&lt;").replace(">", "&gt;") in shown  # wrapped onto tspans, never cut
+
+
 def test_the_progress_page_wraps_labels_and_draws_each_katas_attempts_and_hints(tmp_path):
     course = load_course(OK_COURSE)
     kata = course.katas[0]
