@@ -11,6 +11,7 @@ text says what went wrong; the timeline shows when. One timeline per check, atta
 from __future__ import annotations
 
 import functools
+import warnings
 
 from _kata09_support import end_offsets
 
@@ -85,8 +86,12 @@ def with_timeline(title: str):
             finally:
                 events = steps.events
                 if len(events) > 60:  # the picture's limit: the start and the end matter most
-                    events = events[:20] + [pictures.event("check", "… steps left out …")] + events[-39:]
-                if events:
-                    pictures.attach(pictures.timeline(title, events))
+                    gap = pictures.event("check", f"… {len(events) - 59} steps left out …")
+                    events = events[:20] + [gap] + events[-39:]
+                try:  # a picture must never replace the check's own failure
+                    if events:
+                        pictures.attach(pictures.timeline(title, events))
+                except Exception as exc:
+                    warnings.warn(f"picture dropped: {type(exc).__name__}: {exc}", stacklevel=2)
         return run
     return wrap
