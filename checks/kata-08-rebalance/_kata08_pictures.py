@@ -15,7 +15,6 @@ from _kata08_support import committed_offsets
 
 from grader.kit import pictures
 
-CLIENT_PREFIX = "kata08-member-"  # each member's client.id (Member): the broker names it A, B or C
 ROWS_SHOWN = 16  # runs of lost or repeated messages in the table: enough to see the pattern
 
 
@@ -34,9 +33,11 @@ class Timeline:
     """The check's actions and the broker's records, in the order they happened. Attached when the check
     ends (a passing check's pictures are dropped), so every failure of the check carries it."""
 
-    def __init__(self, kafka, group: str, topic: str):
+    def __init__(self, kafka, group: str, topic: str, members: tuple[str, ...] = ("A", "B")):
         self.kafka, self.group, self.topic = kafka, group, topic
-        self.events: list[dict] = []
+        self.events: list = []  # events, and (state, [(member id, partitions)]) drawn once names are known
+        self.members = members
+        self.names: dict[str, str] = {}  # member id -> A, B, C: from what the check did (who joined, who is left)
 
     def did(self, text: str, mark: str = "") -> None:
         self.events.append(pictures.event("check", text, mark))
@@ -44,14 +45,29 @@ class Timeline:
     def saw(self, text: str, mark: str = "") -> None:
         self.events.append(pictures.event("broker", text, mark))
 
-    def owners(self, view) -> None:
-        """Who owns which partitions, as the broker's group description says (by the member's client.id)."""
+    def owners(self, view, joined: str = "", remaining: str = "") -> None:
+        """Who owns which partitions, as the broker's group description says. The broker knows members by id
+        only; the check knows who just joined (the one new id) or who is left (the only member)."""
         if view.error or not view.members:
             self.saw(view.describe())
             return
-        shown = ", ".join(f"{c.removeprefix(CLIENT_PREFIX)} owns {sorted(p)}" for _, c, p in sorted(
-            view.members, key=lambda m: m[1]))
-        self.saw(f"{view.state}: {shown}")
+        ids = [(m, sorted(parts)) for m, _, parts in view.members]
+        new = [m for m, _ in ids if m not in self.names]
+        if joined and len(new) == 1:
+            self.names[new[0]] = joined
+        if remaining and len(ids) == 1:
+            self.names[ids[0][0]] = remaining
+        self.events.append((view.state, ids))
+
+    def _named(self, state: str, ids: list) -> dict:
+        """An owners step in words; an id the check cannot name yet takes the one name of the run left over."""
+        unnamed = [m for m, _ in ids if m not in self.names]
+        left = [n for n in self.members if n not in {self.names.get(m) for m, _ in ids}]
+        if len(unnamed) == 1 and len(left) == 1:
+            self.names.setdefault(unnamed[0], left[0])
+        shown = ", ".join(f"{self.names.get(m, 'member …' + m[-4:])} owns {parts}" for m, parts in
+                          sorted(ids, key=lambda i: self.names.get(i[0], "~")))
+        return pictures.event("broker", f"{state}: {shown}")
 
     def committed(self, label: str = "committed offsets", expect: dict | None = None) -> dict:
         """The group's committed offsets now; marked when they differ from `expect` (the partitions' ends)."""
@@ -69,7 +85,7 @@ class Timeline:
 
     @never_raises
     def attach(self, title: str) -> None:
-        events = self.events
+        events = [self._named(*e) if isinstance(e, tuple) else e for e in self.events]
         if len(events) > 60:  # the picture's limit: the start and the end matter most
             events = events[:20] + [pictures.event("check", f"… {len(events) - 59} steps left out …")] + events[-39:]
         pictures.attach(pictures.timeline(title, events))

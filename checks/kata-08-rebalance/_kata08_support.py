@@ -125,9 +125,7 @@ class Member:
         self.name = name
         self.run = ChildRun(impl_path, "run_member",
                             {"bootstrap_servers": kafka.bootstrap_servers, "topic": topic, "group_id": group,
-                             "commit_every": commit_every,
-                             # The client.id names the member in the broker's group description (timelines).
-                             "config": {**config, "client.id": f"kata08-member-{name}"}},
+                             "commit_every": commit_every, "config": dict(config)},
                             workdir=tmp_path, crash_after=crash_after, hold_at=hold_at, name=f"member-{name}")
         self.paused = False
 
@@ -227,6 +225,18 @@ def stop_and_wait(did: str, *members: Member, timeout: float = STOP_S) -> None:
                     f"most {STOP_GAP_S:.1f}s apart, with room for a busy machine)",
                     nudge="a stop that falls into such a gap waits for it to end. How long can one poll() call "
                     "wait when the topic is quiet?")
+
+
+def expect_only_messages(did: str, members: tuple[Member, ...]) -> None:
+    """process() is for messages only: the child records anything else it is given without a partition."""
+    for m in members:
+        odd = next((r for r in m.run.records() if "partition" not in r), None)
+        if odd is not None:
+            explain(did=did, saw=f"member {m.name} called process() with {odd.get('value')!r:.80} instead of a message",
+                    seen_in="the member's process()",
+                    expected="process(msg) called only for the messages poll() returned: never for None",
+                    nudge="poll() returns None when nothing arrived within its timeout. What does your loop do "
+                    "with that None before it checks it?")
 
 
 def end_offsets(kafka, topic: str) -> dict[int, int]:

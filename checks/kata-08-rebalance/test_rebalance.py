@@ -17,6 +17,7 @@ from _kata08_support import (
     committed_offsets,
     describe_dupes,
     describe_group,
+    expect_only_messages,
     explain_missing,
     last_message_then_stop,
     stop_and_wait,
@@ -52,7 +53,7 @@ def test_clean_handovers_duplicate_nothing(kafka, impl_path, tmp_path):
     a = member("A")
     members = [a]
     stopped = False
-    tl = Timeline(kafka, group, topic)
+    tl = Timeline(kafka, group, topic, members=("A", "B", "C"))
     tl.did(f"stream {STREAM_RATE} msg/s into {PARTITIONS} partitions; start A (commit_every={BIG_BATCH})")
     try:
         did = (f"streamed {STREAM_RATE} messages/s into a {PARTITIONS}-partition topic; member A "
@@ -63,7 +64,7 @@ def test_clean_handovers_duplicate_nothing(kafka, impl_path, tmp_path):
         mark = stream.sent + STREAM_RATE // 2
         wait_until(did, lambda: a.count() >= mark, f"member A to process {mark} messages", (a,),
                    show=lambda: f"A processed {a.count()}; {view().describe()}")
-        tl.owners(view())
+        tl.owners(view(), joined="A")
         tl.did(f"A processed {a.count()} messages")
         now = committed_offsets(kafka, group, topic)
         tl.offsets("committed offsets", now)
@@ -82,7 +83,7 @@ def test_clean_handovers_duplicate_nothing(kafka, impl_path, tmp_path):
         wait_until(did, lambda: view().settled(2) and b.count() >= 40,
                    "the broker to show A and B sharing the partitions, and B to process 40 messages", (a, b),
                    show=lambda: f"B processed {b.count()}; {view().describe()}")
-        tl.owners(view())
+        tl.owners(view(), joined="B")
         tl.committed("committed after the handover to A and B")
 
         mark = a.count()
@@ -108,12 +109,13 @@ def test_clean_handovers_duplicate_nothing(kafka, impl_path, tmp_path):
         tl.did("start C on the quiet topic")
         wait_until(did, lambda: view().settled(2), "A and C to share the partitions", (a, c),
                    show=lambda: view().describe())
-        tl.owners(view())
+        tl.owners(view(), joined="C")
         tl.did("write 1 message to p0; once processed, ask C and A to stop")
         ends = last_message_then_stop(kafka, topic, did, (a, c), tuple(members))
         total = sum(ends.values())
         did += "; one more message to partition 0, then C and A left"
 
+        expect_only_messages(did, tuple(members))
         missing, dupes, _, who = tally(tuple(members), ends)
         tl.did(f"count process() calls: {len(missing)} of {total} never processed, {len(dupes)} twice",
                "missing" if missing else "duplicate" if dupes else "")
@@ -183,7 +185,7 @@ def test_killed_member_duplicates_at_most_commit_every(kafka, impl_path, tmp_pat
         tl.did("SIGKILL A, still inside that process() call", "crash")
         wait_until(did, lambda: view().settled(1), "B to take over A's partitions once A's session timed out", (b,),
                    show=lambda: view().describe())
-        tl.owners(view())
+        tl.owners(view(), remaining="B")
         takeover = tl.committed("committed when B took over (B starts there)")
         mark = b.count()
         wait_until(did, lambda: b.count() >= mark + 40, "B to process 40 messages after the takeover", (b,))
@@ -196,6 +198,7 @@ def test_killed_member_duplicates_at_most_commit_every(kafka, impl_path, tmp_pat
         tl.did("ask B to stop")
         stop_and_wait(did, b)
 
+        expect_only_messages(did, (a, b))
         missing, dupes, _, who = tally((a, b), ends)
         # 39 messages processed, batches committed after the 10th, 20th and 30th: exactly 9 repeat.
         uncommitted = (HOLD_AT - 1) % SMALL_BATCH
@@ -252,7 +255,7 @@ def test_member_survives_losing_its_partitions(kafka, impl_path, tmp_path):
         did += ", then froze A (SIGSTOP) mid-stream"
         wait_until(did, lambda: view().settled(1), "the broker to give every partition to B once A's session timed out",
                    (b,), show=lambda: view().describe())
-        tl.owners(view())
+        tl.owners(view(), remaining="B")
         tl.committed()
         mark = a.count()
         a.run.reset_stop_gap()  # the freeze is the check's doing: time A's should_stop() calls from the thaw
@@ -264,7 +267,7 @@ def test_member_survives_losing_its_partitions(kafka, impl_path, tmp_path):
                    show=lambda: f"A processed {a.count() - mark} since; {view().describe()}",
                    ended_nudge="while A was frozen, the group gave A's partitions to B. What can A still do "
                    "with partitions that are no longer its own, and what answer does a commit for them get?")
-        tl.owners(view())
+        tl.owners(view(), joined="A")
         tl.did(f"A processed {a.count() - mark} more since the thaw")
         ends = stream.stop()
         stream = None
@@ -272,9 +275,26 @@ def test_member_survives_losing_its_partitions(kafka, impl_path, tmp_path):
         did += f"; the stream stopped at {total} messages"
         tl.did("stop the stream: partitions end at " + ", ".join(f"p{p} {o}" for p, o in sorted(ends.items())))
         wait_all_processed(did, (a, b), ends, alive=(a, b))
-        tl.did("ask A and B to stop")
-        stop_and_wait(did, a, b)
+        # B first: its close() commits what it processed, and the rebalance makes A commit its own partitions
+        # on revoke. Then every offset is committed, unless A still carries offsets of the partitions it lost.
+        tl.did("ask B to stop")
+        stop_and_wait(did, b)
+        did += "; B left (should_stop() -> close())"
+        wait_until(did, lambda: view().settled(1), "A to own every partition once B left", (a,),
+                   show=lambda: view().describe())
+        tl.owners(view(), remaining="A")
+        handed = committed_offsets(kafka, group, topic)
+        tl.offsets("committed once B left and A revoked its partitions", handed, expect=ends)
+        if handed != ends:
+            explain(did=did, saw=f"once B had left and A owned every partition, the group's committed offsets were "
+                    f"{handed}", expected=f"{ends} (each partition's end offset): B commits what it processed as it "
+                    "leaves, A commits its own partitions when the rebalance revokes them",
+                    nudge="after losing partitions and rejoining, what does your member still remember about the "
+                    "partitions it lost, and what does it commit on the next revoke?")
+        tl.did("ask A to stop")
+        stop_and_wait(did, a)
 
+        expect_only_messages(did, (a, b))
         missing, dupes, _, who = tally((a, b), ends)
         tl.did(f"count process() calls: {len(missing)} never processed ({len(dupes)} twice: allowed here)",
                "missing" if missing else "")
