@@ -22,6 +22,7 @@ import traceback
 from pathlib import Path
 
 HOLD_LIMIT_S = 300.0  # a check kills a held child long before this; never outlive a forgotten check
+GAP_NOTED_S = 0.3  # shorter gaps between should_stop() calls are never written down (a contract is ~1 s)
 
 
 def _record_line(msg) -> dict:
@@ -50,6 +51,17 @@ def _hold(msg, hold_file: Path) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _reset_time(path: Path, now: float) -> float:
+    """When the check asked for the reset (its time.monotonic(), one clock for every process); consumed."""
+    try:
+        at = float(json.loads(path.read_text())["at"])
+    except (OSError, ValueError, KeyError, TypeError):
+        at = now  # unreadable: as if it came just now
+    with contextlib.suppress(OSError):
+        path.unlink()
+    return at
+
+
 def build_callbacks(spec: dict, db_crash=None) -> dict:
     records = Path(spec["records_file"])
     crash_after = spec.get("crash_after")
@@ -76,19 +88,25 @@ def build_callbacks(spec: dict, db_crash=None) -> dict:
 
     gap_file, gap_reset = Path(spec["stop_gap_file"]), stop_file.with_name("stop_gap_reset")
     last_call: float | None = None
+    last_reset_look = time.monotonic()
     max_gap = 0.0
 
     def should_stop() -> bool:
         # "Checks should_stop() at least once a second": the longest gap between two calls, for the check to
-        # time. Written only when it grows past 0.3 s, so a busy loop costs a stat() per call, as before.
-        nonlocal last_call, max_gap
+        # time. Only a gap past GAP_NOTED_S is written down, and only such a call must know of a reset first,
+        # so the reset file is looked at no more than every GAP_NOTED_S: any gap that long means the last look
+        # is at least that old. A busy loop costs one stat() per call (the stop file).
+        nonlocal last_call, last_reset_look, max_gap
         now = time.monotonic()
-        if gap_reset.exists():
-            with contextlib.suppress(OSError):
-                gap_reset.unlink()
-            last_call, max_gap = None, 0.0
-            gap_file.unlink(missing_ok=True)
-        if last_call is not None and now - last_call > max(max_gap, 0.3):
+        if now - last_reset_look > GAP_NOTED_S:
+            last_reset_look = now
+            if gap_reset.exists():
+                at = _reset_time(gap_reset, now)
+                max_gap = 0.0
+                gap_file.unlink(missing_ok=True)
+                if last_call is None or at > last_call:
+                    last_call = None  # the gap the reset fell into is the one the check forgives
+        if last_call is not None and now - last_call > max(max_gap, GAP_NOTED_S):
             max_gap = now - last_call
             tmp = gap_file.with_name(gap_file.name + ".tmp")
             tmp.write_text(json.dumps({"max_gap_s": round(max_gap, 3)}))

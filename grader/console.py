@@ -20,6 +20,12 @@ def set_quiet(value: bool) -> None:
     _quiet = value
 
 
+def draws_ascii(forced: bool = False) -> bool:
+    """Pictures in ASCII: when asked (--ascii: a log viewer or font without block characters) or when the
+    terminal's encoding cannot carry them."""
+    return forced or not (out.encoding or "").lower().startswith("utf")
+
+
 def progress(message: str) -> None:
     """Broker and setup steps: on stderr, so --json output on stdout stays clean."""
     if not _quiet:

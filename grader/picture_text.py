@@ -8,6 +8,8 @@ encoding cannot draw them.
 
 from __future__ import annotations
 
+import textwrap
+
 from rich.cells import cell_len
 from rich.markup import escape
 
@@ -141,8 +143,12 @@ def _timeline(picture: dict, ascii_only: bool) -> list[str]:
         arrow = ">" if ascii_only else "▶"
         who = f"{arrow} check " if step["who"] == "check" else "  broker"
         mark = f"  [{step['mark']}]" if step["mark"] else ""
-        text = f"  {i:>2} {who} | {step['text']}{mark}"[:WIDTH]
-        lines.append(f"[bold red]{escape(text)}[/bold red]" if step["mark"] else escape(text))
+        prefix = f"  {i:>2} {who} | "
+        # A long step wraps under its own text (never cut: its end is often the point).
+        wrapped = textwrap.wrap(step["text"] + mark, WIDTH - len(prefix), break_on_hyphens=False) or [""]
+        for n, part in enumerate(wrapped):
+            text = (prefix if n == 0 else " " * (len(prefix) - 2) + "| ") + part
+            lines.append(f"[bold red]{escape(text)}[/bold red]" if step["mark"] else escape(text))
     return lines
 
 

@@ -67,6 +67,12 @@ def test_a_bar_never_holds_more_than_its_window_however_far_apart_the_offsets(co
     pictures.validate(pictures.offset_bars("far apart", [part]))
 
 
+def test_a_focus_keeps_an_offset_nothing_marks_inside_the_window():
+    part = pictures.bar(0, 200, processed=[*range(200), 5], focus=5)  # offset 5 processed twice, far from the end
+    assert part["log_start"] <= 5 < part["end"] and part["counts"]["5"] == 2 and part["last"] == 200
+    assert pictures.bar(0, 200, processed=[*range(200), 5])["log_start"] > 5  # without it: the end
+
+
 def test_lanes_timelines_and_tables_fit_in_100_columns_and_name_their_marks():
     shown = [pictures.lanes("keys", {0: [pictures.lane_record(o, f"order-{o}", "duplicate" if o == 3 else "")
                                          for o in range(40)]}),
@@ -79,6 +85,15 @@ def test_lanes_timelines_and_tables_fit_in_100_columns_and_name_their_marks():
     wide = drawn(pictures.table("wide", ["a", "b"], [["x" * 30, "y" * 90]]))
     assert max(len(line) for line in wide) <= 96 and "x" * 30 in wide[3]  # the widest column gives way
     assert "3:order-3(x2)" in text and "▶ check  | SIGKILL a  [crash]" in text and "x 1" in text
+
+
+def test_a_long_timeline_step_wraps_under_its_text_instead_of_being_cut():
+    text = "group offsets meanwhile: p0 none, p1 none, p2 none " * 2 + "(should be p0 4, p1 3, p2 3) END"
+    lines = drawn(pictures.timeline("t", [pictures.event("broker", text[:120], "extra")]))
+    assert all(len(line) <= 96 for line in lines) and len(lines) >= 3
+    assert lines[1].startswith("   1   broker | group offsets") and lines[-1].endswith("[extra]")
+    assert all(line.index("|") == lines[1].index("|") for line in lines[1:])  # continued under the same bar
+    assert " ".join(line.split("| ", 1)[1] for line in lines[1:]).startswith(text[:100])
 
 
 @pytest.mark.parametrize("bad", [
@@ -124,6 +139,22 @@ def test_the_run_page_draws_one_svg_group_per_partition_and_escapes_what_it_show
     assert 'class="cell cell-crash" data-offset="3"' in page and 'class="cell cell-repeat" data-offset="5"' in page
 
 
+def test_the_run_page_draws_each_timeline_step_whole_and_marks_the_marked_ones():
+    kata = load_course(ROOT).find("kata-08")
+    long = "committed when B took over (B starts there): " + ", ".join(f"p{p} {100 + p}" for p in range(8)) + " <END>"
+    steps = pictures.timeline("t", [pictures.event("check", "SIGKILL A, still inside that process() call", "crash"),
+                                    pictures.event("broker", long[:120])])
+    result = KataResult("kata-08", kata.slug, kata.title, kata.checklist, "stub", "fail",
+                        [CheckResult("test_x", "fail", message="m", pictures=[steps])])
+    page = run_page.render(result, kata)
+    svg = page[page.index('<svg class="timeline"'):]
+    svg = svg[:svg.index("</svg>")]
+    assert re.search(r'<g class="event check marked" data-step="1">.*class="cell-crash"', svg, re.S)
+    shown = " ".join(re.findall(r"<tspan[^>]*>([^<]*)</tspan>", svg))
+    assert "SIGKILL A, still inside that process() call (crash)" in shown
+    assert long[:120].replace("<", "&lt;").replace(">", "&gt;") in shown  # wrapped onto tspans, never cut
+
+
 def test_the_progress_page_wraps_labels_and_draws_each_katas_attempts_and_hints(tmp_path):
     course = load_course(OK_COURSE)
     kata = course.katas[0]
@@ -139,6 +170,40 @@ def test_the_progress_page_wraps_labels_and_draws_each_katas_attempts_and_hints(
     assert "WORD-AT-THE-END" in page  # wrapped onto a second line, not cut off
     assert re.search(r'circle class="attempt fail".*path class="hint".*circle class="attempt pass"', page, re.S)
     assert f'<a class="run-page" href="{page_file.resolve().as_uri()}">{kata.id}</a>' in page
+
+
+# A check of the fixture course that draws a timeline under its failure (a copy: the fixture stays as it is).
+TIMELINE_CHECK = """
+from grader.kit import explain, pictures
+
+
+def test_value_arrives(kafka, impl):
+    \"\"\"The value reaches the topic.\"\"\"
+    topic = kafka.create_topic()
+    impl.send(kafka.bootstrap_servers, topic, "hello")
+    values = [r.value for r in kafka.read_all(topic, timeout=3)]
+    pictures.attach(pictures.timeline("what happened", [pictures.event("check", "called send('hello')"),
+                                                        pictures.event("broker", f"the topic held {len(values)}",
+                                                                       "missing")]))
+    explain(did="called send(..., 'hello')", saw=f"{values}", expected="[b'hello']")
+"""
+
+
+@pytest.mark.broker
+def test_ascii_forces_the_ascii_drawing_on_a_terminal_that_could_draw_blocks(tmp_path, bootstrap):
+    course = tmp_path / "course"
+    shutil.copytree(OK_COURSE, course)
+    (course / "checks" / "kata-01-echo" / "test_echo.py").write_text(TIMELINE_CHECK)
+    env = {"KAFKA_KATAS_DATA": str(tmp_path / "data"), "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+           "PYTHONIOENCODING": "utf-8"}
+    drawn = {}
+    for flags in ((), ("--ascii",)):
+        proc = run_grade("kata-01", "--course", str(course), "--file", str(course / "katas/kata-01-echo/echo.py"),
+                         *flags, env=env)
+        assert proc.returncode == 1, proc.stderr
+        drawn[flags] = [line for line in proc.stdout.splitlines() if "| called send" in line]
+    assert drawn[()] and "▶ check" in drawn[()][0]  # UTF-8 out: the terminal's own drawing
+    assert drawn[("--ascii",)] and "> check" in drawn[("--ascii",)][0] and drawn[("--ascii",)][0].isascii()
 
 
 # ---------------------------------------------------------------------- the real thing: kata-04's stub

@@ -18,6 +18,10 @@ from grader.kit import ChildRun, explain
 MEMBER_CONFIG = {"heartbeat.interval.ms": 300, "session.timeout.ms": 6000, "enable.partition.eof": True}
 # should_stop() is checked at least once a second; 1.5 s more to close the consumer and exit on a busy machine.
 STOP_LIMIT_S = 2.5
+# STOP_LIMIT_S alone lets a poll(2.5) loop through when the stop falls early in its wait: each member's process
+# times every gap between two should_stop() calls (ChildRun.max_stop_gap), once a second with room for a
+# busy machine (the reference polls for 0.5 s).
+STOP_GAP_S = 2.0
 # A member that closes its consumer leaves the group at once (well under a second); one that does not
 # stays a member until its session times out (session.timeout.ms above: 6 s).
 LEAVE_LIMIT_S = 3.0

@@ -14,6 +14,7 @@ from _kata06_support import (
     LEAVE_LIMIT_S,
     MEMBER_CONFIG,
     NO_PROGRESS_GIVE_UP_S,
+    STOP_GAP_S,
     STOP_LIMIT_S,
     Trickle,
     check_alive,
@@ -131,6 +132,16 @@ def _check_stops(runs, numbers, took, did, limit, what):
                     + (f"{err['type']}: {err['message']}" if err else run.output()[-600:]),
                     expected="run_member closes its consumer and returns normally",
                     nudge="read the error: what did your code do after should_stop() turned True?")
+    for n in numbers:
+        gap = runs[n - 1].max_stop_gap()
+        if gap > STOP_GAP_S:
+            explain(did=did + f", then, {what}, made should_stop() return True for members {numbers} (each "
+                    f"returned in time), having timed member {n}'s should_stop() calls all along",
+                    saw=f"member {n} went {gap:.1f}s without calling should_stop()", seen_in="the clock",
+                    expected=f"should_stop() checked at least once a second, even when no message arrives (at most "
+                    f"{STOP_GAP_S:.1f}s apart, with room for a busy machine)",
+                    nudge="a stop that falls into such a gap waits for it to end. How long can one poll() call "
+                    "wait when no message arrives?")
 
 
 def test_each_partition_has_one_owner(kafka, impl_path, tmp_path):

@@ -22,6 +22,10 @@ NO_PROGRESS_GIVE_UP_S = 12.0
 # A member checks should_stop() at least once a second, then close() revokes (one commit) and leaves:
 # well under a second on a quiet machine. Past this, it was not checking should_stop() often enough.
 STOP_S = 4.0
+# STOP_S alone lets a poll(3) loop through when the stop falls early in its wait: the member's process
+# times every gap between two should_stop() calls (ChildRun.max_stop_gap), once a second with room for a
+# busy machine (the reference polls for 0.5 s).
+STOP_GAP_S = 2.0
 
 
 # ---------------------------------------------------------------------- the group, as the broker sees it
@@ -211,6 +215,28 @@ def stop_and_wait(did: str, *members: Member, timeout: float = STOP_S) -> None:
                     seen_in="the member's process",
                     nudge="close() revokes the member's partitions, so your revoke handling runs one last time. "
                     "What if there is nothing new to commit?")
+        gap = m.run.max_stop_gap()
+        if gap > STOP_GAP_S:
+            explain(did=did + f", then made member {m.name}'s should_stop() return True (it returned in time), "
+                    "having timed its should_stop() calls all along",
+                    saw=f"member {m.name} went {gap:.1f}s without calling should_stop()",
+                    seen_in="the member's process",
+                    expected=f"should_stop() checked at least once a second, whether messages arrive or not (at "
+                    f"most {STOP_GAP_S:.1f}s apart, with room for a busy machine)",
+                    nudge="a stop that falls into such a gap waits for it to end. How long can one poll() call "
+                    "wait when the topic is quiet?")
+
+
+def expect_only_messages(did: str, members: tuple[Member, ...]) -> None:
+    """process() is for messages only: the child records anything else it is given without a partition."""
+    for m in members:
+        odd = next((r for r in m.run.records() if "partition" not in r), None)
+        if odd is not None:
+            explain(did=did, saw=f"member {m.name} called process() with {odd.get('value')!r:.80} instead of a message",
+                    seen_in="the member's process()",
+                    expected="process(msg) called only for the messages poll() returned: never for None",
+                    nudge="poll() returns None when nothing arrived within its timeout. What does your loop do "
+                    "with that None before it checks it?")
 
 
 def end_offsets(kafka, topic: str) -> dict[int, int]:

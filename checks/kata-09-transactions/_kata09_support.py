@@ -23,6 +23,10 @@ CONSUMER_CONFIG = {"session.timeout.ms": 1500, "heartbeat.interval.ms": 300, "au
 FENCING_CODES = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH, KafkaError._FATAL}
 
 
+class PoisonRecord(Exception):
+    """What the checks' process() raises for the record it cannot handle."""
+
+
 def expected_output(value: str) -> str:
     return value.upper()
 

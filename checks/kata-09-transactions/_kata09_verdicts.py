@@ -20,6 +20,7 @@ from _kata09_support import (
     tally,
     wait_group_offsets,
 )
+from _kata09_timeline import parts, steps
 from confluent_kafka import KafkaException
 
 from grader.kit import ChildRun, explain
@@ -59,8 +60,12 @@ def _finish(run: ChildRun, catch_up: CatchUp, label: str, did: str, obs: Observe
             timeout: float = 40) -> bool:
     """Let an instance work until it has caught up, then ask it to stop and wait for it."""
     caught_up = catch_up.wait(timeout)
+    steps.did(f"{'once it caught up' if caught_up else f'{timeout:.0f} s later, not caught up'}, ask the {label} "
+              "instance to stop")
     run.stop()
     code = run.wait(20)
+    steps.did(f"the {label} instance " + ("was still running 20 s later" if code is None else "returned" if code == 0
+                                          else f"failed: {_error_text(run.error())}"), "" if code == 0 else "missing")
     if code is None:
         run.kill()
         explain(did=f"{did}, waited until it had caught up, then made should_stop() return True",
@@ -92,6 +97,9 @@ def _finish(run: ChildRun, catch_up: CatchUp, label: str, did: str, obs: Observe
 def _check_exactly_once(p, records, did: str, story: str) -> None:
     values = [r.value_text for r in records]
     missing, dupes, unexpected = tally(p, values)
+    steps.saw(f"read_committed output: {len(values)} records; of {len(p.inputs)} inputs {len(missing)} missing, "
+              f"{len(dupes)} more than once; {len(unexpected)} unexpected",
+              "missing" if missing else "duplicate" if dupes else "extra" if unexpected else "")
     wrong_keys = [(r.value_text, r.key_text) for r in records
                   if r.value_text in p.expected and r.key_text != r.value_text.split(":")[0].lower()]
     if wrong_keys:
@@ -146,6 +154,7 @@ def _expect_offsets_of_committed_output(kafka, p, processed: list[dict]) -> None
         time.sleep(0.1)
         seen = group_offsets(kafka, p)
     expected = want()
+    steps.offsets("group offsets meanwhile", seen, expected)
     if seen != expected:
         explain(did=did, saw=f"committed offsets on the input: {describe_offsets(seen)}",
                 expected=f"{describe_offsets(expected)}: per partition, the offset after the last record whose "
@@ -160,5 +169,8 @@ def _wait_dead_transaction_ended(kafka, p, dead_high: dict, dead_stable: dict) -
         stable = end_offsets(kafka, p.output_topic, True)
         still = sorted(part for part, high in dead_high.items() if dead_stable[part] < high and stable[part] < high)
         if not still or time.monotonic() >= deadline:
+            steps.saw("after the restart's init_transactions() returned: " + (
+                f"the dead instance's transaction still open on output {parts(still)}" if still
+                else "the dead instance's transaction is over"), "extra" if still else "")
             return still
         time.sleep(0.05)

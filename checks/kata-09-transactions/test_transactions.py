@@ -14,6 +14,7 @@ from _kata09_support import (
     FENCING_CODES,
     CatchUp,
     OutputWatcher,
+    PoisonRecord,
     describe_offsets,
     end_offsets,
     expected_output,
@@ -27,6 +28,7 @@ from _kata09_support import (
     wait_group_offsets,
     wait_transactions_closed,
 )
+from _kata09_timeline import parts, steps, with_timeline
 from _kata09_verdicts import (
     BATCH,
     CRASH_AFTER,
@@ -47,10 +49,7 @@ from confluent_kafka import KafkaError, KafkaException
 from grader.kit import ChildRun, explain
 
 
-class PoisonRecord(Exception):
-    """What the checks' process() raises for the record it cannot handle."""
-
-
+@with_timeline("What the check did, and what the broker recorded")
 def test_crash_mid_transaction_is_exactly_once(kafka, impl_path, tmp_path):
     """A SIGKILL in the middle of a transaction, then a restart: every input appears exactly once in the output."""
     started_ms = int(time.time() * 1000)
@@ -63,6 +62,8 @@ def test_crash_mid_transaction_is_exactly_once(kafka, impl_path, tmp_path):
     # offsets must be exactly those of the committed transactions; then the SIGKILL.
     first = ChildRun(impl_path, "run_pipeline", p.kwargs(BATCH), workdir=tmp_path, hold_at=CRASH_AFTER,
                      name="first")
+    steps.did(f"write {len(p.inputs)} inputs + an aborted transaction; start run_pipeline(batch_size={BATCH}) in a "
+              f"child process; hold its process() call {CRASH_AFTER}")
     try:
         deadline = time.monotonic() + 45
         while first.proc.poll() is None and not first.hold_file.exists() and time.monotonic() < deadline:
@@ -79,8 +80,10 @@ def test_crash_mid_transaction_is_exactly_once(kafka, impl_path, tmp_path):
                     f"{_error_text(first.error())}",
                     expected=f"process(msg) called for each record, so the check could crash it during the "
                     f"{CRASH_AFTER}th")
+        steps.did(f"the first instance is inside process() call {CRASH_AFTER}: mid-transaction")
         _expect_offsets_of_committed_output(kafka, p, first.records())
         timeout_ms = transaction_timeout_ms(kafka, p.transactional_id, since_ms=started_ms)
+        steps.timeout(timeout_ms, MAX_TRANSACTION_TIMEOUT_MS)
         if timeout_ms is not None and timeout_ms > MAX_TRANSACTION_TIMEOUT_MS:
             explain(did=f"ran {p.call(BATCH)} in a child process, then read the transaction coordinator's record of "
                     "its transactional.id", saw=f"transaction.timeout.ms = {timeout_ms}",
@@ -91,9 +94,12 @@ def test_crash_mid_transaction_is_exactly_once(kafka, impl_path, tmp_path):
         first.close()
 
     # The dead instance's transaction is still open on the output: the restart's init_transactions() ends it.
+    steps.did("SIGKILL the first instance, mid-transaction", "crash")
     dead_high, dead_stable = end_offsets(kafka, p.output_topic, False), end_offsets(kafka, p.output_topic, True)
+    steps.output(kafka, p.output_topic, "after the kill")
     obs = observed(impl_path, tmp_path, "second")
     second = ChildRun(obs.wrapper, "run_pipeline", p.kwargs(BATCH), workdir=tmp_path, name="second")
+    steps.did("start it again: same arguments, same transactional.id")
     try:
         catch_up = CatchUp(p)
         if obs.wait_init(lambda: second.proc.poll() is None, 30):
@@ -120,6 +126,7 @@ def test_crash_mid_transaction_is_exactly_once(kafka, impl_path, tmp_path):
     _check_exactly_once(p, records, did, f"after the crash after process() call {CRASH_AFTER} and a restart")
 
 
+@with_timeline("What the check did, and what the broker recorded")
 def test_crash_right_after_commit_is_exactly_once(kafka, impl_path, tmp_path):
     """A SIGKILL right after a transaction commits, then a restart: nothing that transaction covered is done twice."""
     p = make_pipeline(kafka, 20)
@@ -128,6 +135,8 @@ def test_crash_right_after_commit_is_exactly_once(kafka, impl_path, tmp_path):
            "its first commit_transaction() returned, before any other line of your code ran; then started it again "
            "(unmodified, same arguments) and read the output with isolation.level=read_committed")
     first = ChildRun(cc.wrapper, "run_pipeline", p.kwargs(BATCH), workdir=tmp_path, name="first")
+    steps.did(f"write {len(p.inputs)} inputs; start run_pipeline(batch_size={BATCH}); pause its first "
+              "commit_transaction()")
     try:
         deadline, idle_since, seen = time.monotonic() + 30, time.monotonic(), 0
         while first.proc.poll() is None and time.monotonic() < deadline and not cc.held.exists():
@@ -141,6 +150,7 @@ def test_crash_right_after_commit_is_exactly_once(kafka, impl_path, tmp_path):
             # The first commit_transaction() has just been called, and waits: nothing is committed yet,
             # so the group must not have moved either.
             early = group_offsets(kafka, p)
+            steps.offsets(f"in commit_transaction(), {len(first.records())} processed: group offsets", early, {})
             if early:
                 explain(did=f"ran {p.call(BATCH)} in a child process and paused it as its first "
                         "commit_transaction() began, then asked the broker for the group's committed offsets",
@@ -149,6 +159,7 @@ def test_crash_right_after_commit_is_exactly_once(kafka, impl_path, tmp_path):
                         nudge="a crash right now would lose this batch: its output is not committed, yet the group "
                         "says it is done. Offsets must commit with the output, in the transaction, never on their own.")
             cc.release.touch()
+            steps.did("let that commit go; SIGKILL the instance the moment it returns", "crash")
             while first.proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.05)
         code = first.proc.poll()
@@ -169,6 +180,7 @@ def test_crash_right_after_commit_is_exactly_once(kafka, impl_path, tmp_path):
         first.close()
     want = next_offsets(batch)
     seen = wait_group_offsets(kafka, p, lambda: want, timeout=5)
+    steps.offsets(f"after the kill (that transaction covered {len(batch)} records): group offsets", seen, want)
     if seen != want:
         explain(did=f"ran {p.call(BATCH)} in a child process, SIGKILLed it right after its first "
                 "commit_transaction() returned, then asked the broker for the group's committed offsets",
@@ -179,6 +191,7 @@ def test_crash_right_after_commit_is_exactly_once(kafka, impl_path, tmp_path):
 
     obs = observed(impl_path, tmp_path, "second")
     second = ChildRun(obs.wrapper, "run_pipeline", p.kwargs(BATCH), workdir=tmp_path, name="second")
+    steps.did("start it again: same arguments, same transactional.id")
     try:
         _finish(second, CatchUp(p), "restarted", did, obs)
     finally:
@@ -191,6 +204,7 @@ def test_crash_right_after_commit_is_exactly_once(kafka, impl_path, tmp_path):
     _check_exactly_once(p, records, did, "after a crash right after the first transaction committed, and a restart")
 
 
+@with_timeline("What the check did, and what the broker recorded")
 def test_aborted_batch_is_invisible(kafka, impl):
     """A batch whose process() raises is aborted: read_committed never sees it, and a rerun redoes it exactly once."""
     p = make_pipeline(kafka, 20)
@@ -215,12 +229,15 @@ def test_aborted_batch_is_invisible(kafka, impl):
     did = (f"called {p.call(BATCH)} on {len(p.inputs)} input records, with a process() that raises "
            f"PoisonRecord on its {FAIL_AT}th call")
     raised = None
+    steps.did(f"call run_pipeline(batch_size={BATCH}) on {len(p.inputs)} inputs; process() raises on call {FAIL_AT}")
     try:
         impl.run_pipeline(**p.kwargs(BATCH), process=process, should_stop=should_stop)
     except Exception as exc:
         raised = exc
     raised_text = _error_text(raised)
     _forget(raised)
+    steps.yes_no("read_uncommitted saw the failing record's output", state["doomed_sent"], bad=False)
+    steps.did(f"run_pipeline ended with {raised_text}", "" if isinstance(raised, PoisonRecord) else "missing")
     if len(calls) < FAIL_AT:
         explain(did=did, saw=f"process() was called only {len(calls)} times ({raised_text})",
                 expected="process(msg) called once per input record, after producing that record's output")
@@ -237,6 +254,8 @@ def test_aborted_batch_is_invisible(kafka, impl):
                 expected="each record's output to be produced before process() is called for it",
                 nudge="the check needs the failing batch's output on the broker to prove it gets aborted.")
     held = wait_transactions_closed(kafka, p.output_topic, timeout=5)
+    steps.saw(f"5 s later: transaction still open on output {parts(held)}" if held else "no transaction open on output",
+              "extra" if held else "")
     if held:
         explain(did=did, saw=f"5 s after run_pipeline raised, output partitions {held} still had an open "
                 "transaction: every read_committed reader of the output is stuck behind it until the broker "
@@ -245,6 +264,7 @@ def test_aborted_batch_is_invisible(kafka, impl):
                 nudge="a transaction is not undone by an exception in your code, nor when your producer object "
                 "goes away. Who ends it, and how?")
     committed_values = [r.value_text for r in kafka.read_all(p.output_topic, isolation="read_committed")]
+    steps.yes_no("read_committed sees the failed batch's output", state["doomed"] in committed_values, bad=True)
     if state["doomed"] in committed_values:
         explain(did=did + ", then read the output with isolation.level=read_committed",
                 saw=f"{state['doomed']!r}, produced in the batch that failed, is visible to read_committed "
@@ -258,6 +278,7 @@ def test_aborted_batch_is_invisible(kafka, impl):
     catch_up = CatchUp(p)
     rerun_deadline = time.monotonic() + 40
     rerun_did = did + "; then called run_pipeline again with the same arguments and a process() that never raises"
+    steps.did("call run_pipeline again, same arguments; process() never raises")
     try:
         impl.run_pipeline(**p.kwargs(BATCH), process=lambda msg: None,
                           should_stop=lambda: catch_up.done() or time.monotonic() > rerun_deadline)
@@ -270,6 +291,7 @@ def test_aborted_batch_is_invisible(kafka, impl):
                         f"after an aborted batch (process() call {FAIL_AT}) and a rerun")
 
 
+@with_timeline("What the check did, and what the broker recorded")
 def test_second_instance_fences_the_first(kafka, impl, impl_path, tmp_path):
     """A second instance with the same transactional.id fences the first, which stops with the fencing error."""
     p = make_pipeline(kafka, 20)
@@ -284,6 +306,9 @@ def test_second_instance_fences_the_first(kafka, impl, impl_path, tmp_path):
         if len(calls) == FENCE_AT:
             state["sent"] = uncommitted.wait_for_value(expected_output(calls[-1]), 15)
             state["open"] = open_transaction_partitions(kafka, p.output_topic)
+            steps.saw(f"in process() call {FENCE_AT}: transaction open on output {parts(state['open'])}",
+                      "" if state["open"] else "missing")
+            steps.did("start a second instance: same arguments, same transactional.id")
             # The new instance starts while this one is in the middle of a transaction.
             state["second"] = ChildRun(obs.wrapper, "run_pipeline", p.kwargs(BATCH), workdir=tmp_path,
                                        name="second")
@@ -301,12 +326,14 @@ def test_second_instance_fences_the_first(kafka, impl, impl_path, tmp_path):
                 if state["inited_at"] is not None and time.monotonic() > state["inited_at"] + INIT_GRACE_S:
                     break
             state["fenced_at"] = time.monotonic()
+            steps.fenced(state["held"], state["inited_at"] is not None)
 
     def should_stop():
         fenced_at = state["fenced_at"]
         return (fenced_at is not None and time.monotonic() > fenced_at + 5) or time.monotonic() > deadline
 
     first_kwargs = {k: v for k, v in p.kwargs(BATCH).items() if k != "batch_size"}  # the default batch size
+    steps.did(f"write {len(p.inputs)} inputs; call run_pipeline (the first instance, default batch_size)")
     did = (f"called {p.call(BATCH).replace(f', batch_size={BATCH}', '')} (the first instance) on {len(p.inputs)} "
            f"input records; during its "
            f"{FENCE_AT}th process() call, mid-transaction, started a second instance with the same arguments "
@@ -317,6 +344,7 @@ def test_second_instance_fences_the_first(kafka, impl, impl_path, tmp_path):
     except Exception as exc:
         raised = exc
     raised_text = _error_text(raised)
+    steps.did(f"the first instance ended with {raised_text}", "" if raised else "missing")
     raised_error = raised.args[0] if isinstance(raised, KafkaException) and raised.args else None
     if not isinstance(raised_error, KafkaError):
         raised_error = None

@@ -31,6 +31,11 @@ def quiet_option(f):
     return click.option("-q", "--quiet", is_flag=True, help="Only the verdict, no progress lines.")(f)
 
 
+def ascii_option(f):
+    return click.option("--ascii", "ascii_only", is_flag=True,
+                        help="Draw pictures with ASCII characters only (as when the terminal is not UTF-8).")(f)
+
+
 def open_course(course_dir: Path | None) -> Course:
     root = course_dir.resolve() if course_dir else find_course_root()
     return load_course(root)

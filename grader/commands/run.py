@@ -11,6 +11,7 @@ from grader import console, report, run_page
 from grader.broker import warmup
 from grader.catalog import Kata
 from grader.commands.common import (
+    ascii_option,
     broker_options,
     cluster_file_of,
     course_option,
@@ -40,11 +41,12 @@ from grader.runner import BrokerDied, run_checks
 @click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write a self-contained page of this run (each check, its text and pictures) to this file.")
 @click.option("--timeout", type=click.IntRange(5, 3600), help="Seconds before your code is stopped.")
+@ascii_option
 @course_option
 @broker_options
 @quiet_option
-def run_command(kata_name, solution, file_path, as_json, junit_file, gradescope_file, html_file, timeout, course_dir,
-                broker_mode, bootstrap_servers, quiet):
+def run_command(kata_name, solution, file_path, as_json, junit_file, gradescope_file, html_file, timeout, ascii_only,
+                course_dir, broker_mode, bootstrap_servers, quiet):
     """Grade a kata against a real Kafka broker (KATA: kata-01, 01 or keyed-partitioning)."""
     console.set_quiet(quiet or as_json)
     course = open_course(course_dir)
@@ -102,7 +104,7 @@ def run_command(kata_name, solution, file_path, as_json, junit_file, gradescope_
     else:
         console.out.print(report.render(result, kata, show_passed=not quiet,
                                         next_steps=_next_steps(result, kata, file_path),
-                                        ascii_only=not (console.out.encoding or "").lower().startswith("utf")),
+                                        ascii_only=console.draws_ascii(ascii_only)),
                       end="")
     if broker.provider == "local":
         from grader.broker.local import build_archive_if_missing

@@ -10,7 +10,14 @@ import click
 
 from grader import console, report
 from grader.catalog import Kata
-from grader.commands.common import broker_options, cluster_file_of, course_option, obtain_broker_for, open_course
+from grader.commands.common import (
+    ascii_option,
+    broker_options,
+    cluster_file_of,
+    course_option,
+    obtain_broker_for,
+    open_course,
+)
 from grader.errors import InfraError
 from grader.progress import ProgressStore, next_kata
 from grader.runner import BrokerDied, run_checks
@@ -50,9 +57,10 @@ def _wait_for_save(kata: Kata, seen: dict[Path, float]) -> dict[Path, float]:
 @click.command("watch")
 @click.argument("kata_name", required=False, metavar="[KATA]")
 @click.option("--once", is_flag=True, hidden=True, help="Grade once and stop (used by the tests).")
+@ascii_option
 @course_option
 @broker_options
-def watch_command(kata_name, once, course_dir, broker_mode, bootstrap_servers):
+def watch_command(kata_name, once, ascii_only, course_dir, broker_mode, bootstrap_servers):
     """Re-grade KATA (default: your next kata) each time you save a file in its folder. Ctrl-C stops."""
     course = open_course(course_dir)
     store = ProgressStore(course)
@@ -73,7 +81,8 @@ def watch_command(kata_name, once, course_dir, broker_mode, bootstrap_servers):
                                  next_step=f"run `grade watch {kata.id}` again.") from None
             result.broker = broker.provider
             store.record_result(kata, result)
-            console.out.print(report.render(result, kata, show_passed=False), end="")
+            drawn = report.render(result, kata, show_passed=False, ascii_only=console.draws_ascii(ascii_only))
+            console.out.print(drawn, end="")
             if once:
                 raise SystemExit(result.exit_code)
             console.out.print(f"[dim]Watching katas/{kata.dir_name}/ — save a file to grade again, Ctrl-C to stop."

@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -100,7 +101,12 @@ class ChildRun:
 
     def reset_stop_gap(self) -> None:
         """Forget the gaps so far (e.g. after the check itself blocked the learner's code on purpose)."""
-        (self.dir / "stop_gap_reset").touch()
+        # When: the child looks for a reset only every 0.3 s (grader/child.py) and must know whether it came
+        # before or after the learner's last call. Until it looks, max_stop_gap() says 0.
+        tmp = self.dir / "stop_gap_reset.tmp"
+        tmp.write_text(json.dumps({"at": time.monotonic()}))
+        tmp.replace(self.dir / "stop_gap_reset")
+        Path(self.spec["stop_gap_file"]).unlink(missing_ok=True)
 
     def db_crash(self) -> dict | None:
         """Where the crash_after_db_commit crash happened: {"commits": N, "next": what was about to run}."""

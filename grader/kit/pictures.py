@@ -31,17 +31,18 @@ _PENDING: list[dict] = []
 
 def bar(partition: int, end: int, committed: int | None = None, expected: int | None = None,
         processed=(), log_start: int = 0, start: int | None = None, crash: int | None = None,
-        window: int = 40) -> dict:
+        window: int = 40, focus: int | None = None) -> dict:
     """One partition of an offset-bar picture. processed: the offsets process() received, in order, with
     repeats (a repeat is drawn as a duplicate); start: where this run was due to begin (None: log start).
 
     A long partition is drawn as a window of `window` offsets ending just past the interesting point
-    (the committed, expected or crash offset, else the last processed); the true log start and end stay
-    in the picture, so the renderers can say what is left out."""
+    (the committed, expected, crash or `focus` offset, else the last processed); the true log start and
+    end stay in the picture, so the renderers can say what is left out. focus: an offset the window must
+    show although nothing marks it (e.g. the first one processed twice)."""
     counts: dict[int, int] = {}
     for offset in processed:
         counts[int(offset)] = counts.get(int(offset), 0) + 1
-    marks = [o for o in (committed, expected, crash) if o is not None] or list(counts) or [end]
+    marks = [o for o in (committed, expected, crash, focus) if o is not None] or list(counts) or [end]
     # Never more than `window` offsets: when the marks lie further apart, the latest ones are shown (the text
     # beside the bar still gives every number).
     shown_end = min(int(end), max(marks) + 4)
