@@ -27,7 +27,11 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "mutation.json")
     parser.add_argument("--record", action="store_true",
                         help="update docs/mutation-record.json (what CI compares against) with these scores")
+    parser.add_argument("--from-record", action="store_true",
+                        help="run nothing: print the table of docs/mutation-record.json (each kata's last recorded sweep)")
     args = parser.parse_args()
+    if args.from_record:
+        return print_record()
     targets = args.katas or ["--all"]
     started = time.monotonic()
     run = subprocess.run([sys.executable, "-m", "grader", "validate", *targets, "--mutants", "--jobs", str(args.jobs),
@@ -68,6 +72,33 @@ def main() -> int:
     print(f"| **all** | | {totals[0]} | {totals[1]} | {totals[2]} | {totals[3]} | **{score:.0%}** | "
           f"{wall:.0f} s wall |")
     print(f"\nstatus: {data['status']}; survivors with diffs: {args.out}")
+    return 0
+
+
+def print_record() -> int:
+    """The current record: per kata, its known-bad patches and the last recorded sweep of generated mutants."""
+    sys.path.insert(0, str(ROOT))
+    from grader.catalog import load_course
+    from grader.mutation import record
+
+    course = load_course(ROOT)
+    saved = json.loads((ROOT / "docs" / "mutation-record.json").read_text())
+    stale = {k.id for k in record.changed_katas(ROOT, list(course.katas))}
+    print("| kata | known-bad patches | generated | equivalent | killed / run | score | record |")
+    print("|---|---|---|---|---|---|---|")
+    totals = [0, 0, 0, 0, 0]
+    for kata in course.katas:
+        m = saved.get(kata.id)
+        if not m:
+            print(f"| {kata.id} | {len(kata.known_bad)} | – | – | – | not recorded | – |")
+            continue
+        totals = [a + b for a, b in zip(totals, (len(kata.known_bad), m["generated"], m["equivalent"], m["killed"],
+                                                 m["run"]))]
+        state = "stale: checks changed since" if kata.id in stale else "current"
+        print(f"| {kata.id} | {len(kata.known_bad)} | {m['generated']} | {m['equivalent']} | {m['killed']} / {m['run']} "
+              f"| {m['score']:.0%} | {state} |")
+    score = totals[3] / totals[4] if totals[4] else 1.0
+    print(f"| **all** | {totals[0]} | {totals[1]} | {totals[2]} | {totals[3]} / {totals[4]} | **{score:.1%}** | |")
     return 0
 
 
