@@ -28,7 +28,7 @@ def main() -> int:
     parser.add_argument("--record", action="store_true",
                         help="update docs/mutation-record.json (what CI compares against) with these scores")
     parser.add_argument("--from-record", action="store_true",
-                        help="run nothing: print the table of docs/mutation-record.json (each kata's last recorded sweep)")
+                        help="run nothing: print the table of docs/mutation-record.json (each kata's last sweep)")
     args = parser.parse_args()
     if args.from_record:
         return print_record()
@@ -93,10 +93,10 @@ def print_record() -> int:
             print(f"| {kata.id} | {len(kata.known_bad)} | – | – | – | not recorded | – |")
             continue
         totals = [a + b for a, b in zip(totals, (len(kata.known_bad), m["generated"], m["equivalent"], m["killed"],
-                                                 m["run"]))]
+                                                 m["run"]), strict=True)]
         state = "stale: checks changed since" if kata.id in stale else "current"
-        print(f"| {kata.id} | {len(kata.known_bad)} | {m['generated']} | {m['equivalent']} | {m['killed']} / {m['run']} "
-              f"| {m['score']:.0%} | {state} |")
+        print(f"| {kata.id} | {len(kata.known_bad)} | {m['generated']} | {m['equivalent']} | "
+              f"{m['killed']} / {m['run']} | {m['score']:.0%} | {state} |")
     score = totals[3] / totals[4] if totals[4] else 1.0
     print(f"| **all** | {totals[0]} | {totals[1]} | {totals[2]} | {totals[3]} / {totals[4]} | **{score:.1%}** | |")
     return 0
