@@ -35,6 +35,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--kata-run-id", default="", help="prefix for topic/group names of this run")
     group.addoption("--kata-cluster", help="node-control file of a local cluster (katas with brokers: 3 / faults)")
     group.addoption("--kata-services", help="JSON file: addresses of the kata's services (postgres, connect)")
+    group.addoption("--kata-client", help="JSON file: client properties and name prefix of a shared cluster")
     group.addoption("--kata-only", help="run only the check of this exact name (validation of a known-bad fixture)")
 
 

@@ -19,6 +19,7 @@ from grader.commands.common import (
     open_course,
     quiet_option,
     refuse_in_release,
+    shared_cluster_options,
 )
 from grader.errors import InfraError
 from grader.patches import materialized
@@ -42,6 +43,7 @@ from grader.runner import BrokerDied, run_checks
 @click.option("--timeout", type=click.IntRange(5, 3600), help="Seconds before your code is stopped.")
 @course_option
 @broker_options
+@shared_cluster_options
 @quiet_option
 def run_command(kata_name, solution, file_path, as_json, junit_file, gradescope_file, html_file, timeout, course_dir,
                 broker_mode, bootstrap_servers, quiet):

@@ -20,6 +20,7 @@ from grader.commands.common import (
     open_course,
     quiet_option,
     refuse_in_release,
+    shared_cluster_options,
 )
 from grader.errors import EXIT_FAIL, EXIT_PASS, InfraError
 from grader.results import junit_xml
@@ -45,6 +46,7 @@ from grader.validation import lint, validate_kata, validate_mutants
               help="Write every check run as JUnit XML.")
 @course_option
 @broker_options
+@shared_cluster_options
 @quiet_option
 def validate_command(kata_names, all_katas, lint_only, jobs, mutants, mutant_ids, list_mutants, min_score, as_json,
                      junit_file, course_dir, broker_mode, bootstrap_servers, quiet):
