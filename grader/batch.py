@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
+from grader import clientconfig
 from grader.catalog import Kata
 from grader.errors import GraderError, InfraError
 from grader.runner import BrokerDied, run_checks
@@ -271,8 +272,8 @@ def run_batch(batch: Batch, broker_for: Callable[[Kata | None], object], jobs: i
             on_done(row)
         else:
             pending.append((sub, kata))
-    shared = [(s, k) for s, k in pending if not k.needs_own_cluster]
-    own = [(s, k) for s, k in pending if k.needs_own_cluster]
+    shared = [(s, k) for s, k in pending if not clientconfig.needs_local_broker(k)]
+    own = [(s, k) for s, k in pending if clientconfig.needs_local_broker(k)]
 
     stopping = threading.Event()
 

@@ -76,6 +76,12 @@ def applies_to(kata) -> bool:
     return active() is not None and not kata.needs_own_cluster and not kata.services
 
 
+def needs_local_broker(kata) -> bool:
+    """A broker the grader starts for this kata alone: its own cluster, or (on a shared cluster) its services."""
+    settings = active()
+    return kata.needs_own_cluster or bool(kata.services and settings is not None and settings.properties)
+
+
 def load(path: Path | None, prefix: str | None) -> ClientSettings | None:
     """The settings of `--client-config FILE` / `--prefix` (None: neither was given)."""
     if path is None and prefix is None:

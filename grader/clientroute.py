@@ -47,6 +47,17 @@ def client_config(config: dict | None = None) -> dict:
     return out
 
 
+def authorization_note(text: str) -> str:
+    """On a shared cluster, what an authorization failure in `text` means (empty: none, or not shared)."""
+    run_prefix = _STATE["run_prefix"]
+    if not run_prefix or "authorization failed" not in text.lower().replace("_", " "):
+        return ""
+    return (f"The cluster refused a request for lack of permission. On this shared cluster a run may only use "
+            f"topics, consumer groups and transactional ids whose names start with {run_prefix!r}: its ACLs "
+            "grant that prefix and nothing else. Use the names the check passes to your function, never names "
+            "of your own.")
+
+
 def own_prefix(prefix: str) -> str:
     """A name prefix a check chose in the default form (`kk-<run id>-...`), under the chosen prefix."""
     chosen = _STATE["name_prefix"]
@@ -79,19 +90,18 @@ def install() -> None:
 
     if getattr(confluent_kafka.Producer, "_kk_routed", False):
         return
-    routed = {name: _routed(getattr(confluent_kafka, name)) for name in ("Producer", "Consumer")}
-    routed_admin = _routed(admin.AdminClient)
-    for name, cls in routed.items():
-        setattr(confluent_kafka, name, cls)
-    admin.AdminClient = routed_admin
-    if hasattr(confluent_kafka, "AdminClient"):
-        confluent_kafka.AdminClient = routed_admin
-    # The serializing clients subclass the C types directly: route their constructors too.
-    for name in ("SerializingProducer", "DeserializingConsumer"):
-        cls = getattr(confluent_kafka, name, None)
+    for name in ("Producer", "Consumer"):  # C types: a subclass stands in for them
+        setattr(confluent_kafka, name, _routed(getattr(confluent_kafka, name)))
+    # Python classes (their own methods name themselves, so they must stay the same class): route __init__.
+    for cls in (admin.AdminClient, getattr(confluent_kafka, "SerializingProducer", None),
+                getattr(confluent_kafka, "DeserializingConsumer", None)):
         if cls is not None:
             original = cls.__init__
-            cls.__init__ = lambda self, conf, _o=original: _o(self, client_config(conf))
+
+            def __init__(self, conf=None, *args, _original=original, **kwargs):
+                _original(self, client_config({**(conf or {}), **kwargs}), *args)
+
+            cls.__init__ = __init__
 
 
 def _routed(base: type) -> type:

@@ -65,7 +65,7 @@ def _docker_answers() -> bool:
 
 def start_for(kata, mode: str, bootstrap_servers: str | None, progress: Progress) -> Broker:
     """A broker fit for this kata: katas with several brokers or faults get a local cluster of their own."""
-    if kata.services and clientconfig.active() is not None and clientconfig.active().properties:
+    if kata.services and clientconfig.needs_local_broker(kata):
         # Its Connect worker speaks Java client settings: it stays off the shared cluster.
         from grader.broker.local import start_local
 

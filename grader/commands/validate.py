@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from grader import broker as brokers
-from grader import console, services, timings
+from grader import clientconfig, console, services, timings
 from grader.commands.common import (
     broker_options,
     cluster_file_of,
@@ -80,13 +80,14 @@ def validate_command(kata_names, all_katas, lint_only, jobs, mutants, mutant_ids
     # it inside their job, count as long when unknown), so the pool never ends with one long kata
     # running alone.
     katas = timings.longest_first(katas, timings.load(course.title))
-    shared = [k for k in katas if not k.needs_own_cluster]
+    shared = [k for k in katas if not clientconfig.needs_local_broker(k)]
     own_servers = None if broker_mode == "auto" else bootstrap_servers
     with contextlib.ExitStack() as stack:
         broker = stack.enter_context(obtain_broker(broker_mode, bootstrap_servers)) if shared else None
         pool = stack.enter_context(ThreadPoolExecutor(max_workers=jobs))
         futures = [pool.submit(_validate_own, k, course, broker_mode, own_servers, as_json, sweep)
-                   if k.needs_own_cluster else pool.submit(_validate_on, k, course, broker, as_json, sweep)
+                   if clientconfig.needs_local_broker(k)
+                   else pool.submit(_validate_on, k, course, broker, as_json, sweep)
                    for k in katas]
         try:
             validations = sorted((f.result() for f in futures), key=lambda v: order[v.kata.id])
