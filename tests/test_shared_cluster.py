@@ -164,3 +164,29 @@ def test_nothing_is_left_behind(secured, graded):
         time.sleep(0.5)
     # Neither under the prefix nor outside it: only the broker's internal topics remain.
     assert left == {"topics": [], "groups": []}
+
+
+@pytest.mark.broker
+def test_cleanup_deletes_the_runs_topics_and_groups_and_nothing_else(secured):
+    """What a run made under its prefix (a topic, a group with committed offsets) goes; another run's stays."""
+    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from grader import shared_run
+
+    setup, broker, path = secured
+    mine = clientconfig.ClientSettings(setup.grader_properties(), PREFIX)
+    conf = {"bootstrap.servers": broker.bootstrap_servers, "log_level": 0, **setup.grader_properties()}
+    admin = AdminClient(conf)
+    for topic in ("grading.run1-made", "grading.run2-other"):
+        admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(timeout=30)
+    consumer = Consumer({**conf, "group.id": "grading.run1-group"})
+    consumer.commit(offsets=[TopicPartition("grading.run1-made", 0, 0)], asynchronous=False)
+    consumer.close()
+    assert shared_run.names(broker.bootstrap_servers, mine, "grading.run1-") == {
+        "topics": ["grading.run1-made"], "groups": ["grading.run1-group"]}
+    try:
+        assert shared_run.cleanup(broker.bootstrap_servers, mine, "grading.run1-") == {"topics": [], "groups": []}
+        assert shared_run.names(broker.bootstrap_servers, mine, "grading.run2-")["topics"] == ["grading.run2-other"]
+    finally:
+        admin.delete_topics(["grading.run2-other"])["grading.run2-other"].result(timeout=30)

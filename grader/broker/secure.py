@@ -86,7 +86,9 @@ class SaslSetup:
     # ---- ACLs ------------------------------------------------------------------------------
     def grant(self, bootstrap_servers: str) -> None:
         """The grading principal may do anything to names under its prefix, and nothing else but
-        idempotent writes (a cluster-wide permission librdkafka's idempotent producer asks for)."""
+        idempotent writes (a cluster-wide permission librdkafka's idempotent producer asks for) and
+        reading __transaction_state: kata-09's check reads the transaction timeout the coordinator
+        recorded there (without it, that one comparison finds no record and is skipped)."""
         from confluent_kafka.admin import (
             AclBinding,
             AclOperation,
@@ -102,6 +104,9 @@ class SaslSetup:
                     for kind in (ResourceType.TOPIC, ResourceType.GROUP, ResourceType.TRANSACTIONAL_ID)]
         bindings.append(AclBinding(ResourceType.BROKER, "kafka-cluster", ResourcePatternType.LITERAL, principal, "*",
                                    AclOperation.IDEMPOTENT_WRITE, AclPermissionType.ALLOW))
+        bindings += [AclBinding(ResourceType.TOPIC, "__transaction_state", ResourcePatternType.LITERAL, principal, "*",
+                                operation, AclPermissionType.ALLOW)
+                     for operation in (AclOperation.DESCRIBE, AclOperation.READ)]
         admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 0, **self.admin_properties()})
         for future in admin.create_acls(bindings, request_timeout=30).values():
             future.result(timeout=30)
