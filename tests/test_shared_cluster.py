@@ -190,3 +190,16 @@ def test_cleanup_deletes_the_runs_topics_and_groups_and_nothing_else(secured):
         assert shared_run.names(broker.bootstrap_servers, mine, "grading.run2-")["topics"] == ["grading.run2-other"]
     finally:
         admin.delete_topics(["grading.run2-other"])["grading.run2-other"].result(timeout=30)
+
+
+@pytest.mark.broker
+def test_wrong_credentials_are_an_infrastructure_error_with_the_reason(secured, tmp_path):
+    setup, broker, path = secured
+    wrong = tmp_path / "wrong.properties"
+    wrong.write_text(path.read_text().replace(f"sasl.password={setup.grader_password}",
+                                              "sasl.password=pw-not-this-one"))
+    proc = run_grade("kata-01", "--client-config", str(wrong), timeout=120)
+    assert proc.returncode == 3, said(proc)
+    assert f"did not answer with the settings of {wrong}" in proc.stderr
+    assert "Authentication failed" in proc.stderr
+    assert "pw-not-this-one" not in proc.stderr + proc.stdout  # the password is never echoed

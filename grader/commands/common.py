@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from grader import broker as brokers
-from grader import clientconfig, console, services
+from grader import clientconfig, console, services, shared_run
 from grader.catalog import Course, find_course_root, load_course
 from grader.errors import UsageError
 
@@ -36,6 +36,10 @@ def shared_cluster_options(f):
         try:
             return f(*args, **kwargs)
         finally:
+            if clientconfig.active() is not None:  # groups whose killed members outlived their run
+                left = shared_run.finish(console.progress)
+                if left:
+                    console.err.print(f"Left on the cluster (delete them later): consumer groups {', '.join(left)}.")
             clientconfig.activate(None)
 
     wrapper = click.option("--prefix", "name_prefix", envvar=clientconfig.ENV_PREFIX, metavar="PREFIX",
