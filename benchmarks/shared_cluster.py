@@ -7,7 +7,8 @@ grader/broker/secure.py), writes the grading principal's client config, then run
     grade validate KATA... --client-config FILE --jobs N --json
 
 (solution passes, stub fails, every known-bad patch fails in its check) for every kata that runs
-on one broker without services, and lists what the broker holds afterwards, as its super user.
+on one broker (a kata with services gets a local broker of its own, as `grade` does), and lists
+what the broker holds afterwards, as its super user.
 With --compare it also validates the same katas on a plain local broker in the same run (ratio).
 
 Run from the repository root:  python benchmarks/shared_cluster.py [--jobs 2] [--compare] [KATA...]
@@ -59,12 +60,12 @@ def leftovers(broker, setup: SaslSetup) -> dict[str, list[str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("katas", nargs="*", help="default: every kata on one broker without services")
+    parser.add_argument("katas", nargs="*", help="default: every kata that runs on one broker")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--compare", action="store_true", help="also validate them on a plain local broker")
     args = parser.parse_args()
     course = load_course(ROOT)
-    katas = args.katas or [k.id for k in course.katas if not k.needs_own_cluster and not k.services]
+    katas = args.katas or [k.id for k in course.katas if not k.needs_own_cluster]
     setup = SaslSetup(prefix=PREFIX)
     started = time.monotonic()
     broker = start_local(print, secure=setup)

@@ -71,8 +71,8 @@ def active() -> ClientSettings | None:
 
 
 def applies_to(kata) -> bool:
-    """Katas with a local cluster of their own (several brokers, faults) or services (the Connect worker
-    speaks Java client settings) never run on the shared cluster: the settings are not theirs."""
+    """Katas with a local cluster of their own (several brokers, faults) or services (a Connect worker speaks
+    Java client settings, which are not translated) never run on the shared cluster: the settings are not theirs."""
     return active() is not None and not kata.needs_own_cluster and not kata.services
 
 
