@@ -124,7 +124,9 @@ def graded(secured, tmp_path_factory):
     """kata-01's solution, its stub and a file that strays outside the prefix, graded on the secured cluster."""
     setup, broker, path = secured
     return {"solution": grade_on(path, "kata-01", "--solution"), "stub": grade_on(path, "kata-01"),
-            "stray": grade_on(path, "kata-01", "--file", str(stray_file(tmp_path_factory.mktemp("stray"))))}
+            "stray": grade_on(path, "kata-01", "--file", str(stray_file(tmp_path_factory.mktemp("stray")))),
+            # kata-10's solution reads with a consumer group it names itself (`table-<uuid>`).
+            "own_group": grade_on(path, "kata-10", "--solution")}
 
 
 def said(proc) -> str:
@@ -137,6 +139,12 @@ def test_solution_passes_and_stub_fails_on_the_secured_cluster(graded):
     assert json.loads(graded["solution"].stdout)["status"] == "pass"
     assert graded["stub"].returncode == 1, said(graded["stub"])
     assert json.loads(graded["stub"].stdout)["status"] == "fail"
+
+
+@pytest.mark.broker
+def test_a_group_id_the_graded_code_picks_itself_is_put_under_the_runs_prefix(graded):
+    """Without that, the ACLs (groups under `grading.` only) would refuse kata-10's solution."""
+    assert graded["own_group"].returncode == 0, said(graded["own_group"])
 
 
 @pytest.mark.broker
