@@ -89,6 +89,17 @@ def test_cli_refuses_a_bad_file_with_exit_2(tmp_path):
     assert "Next: remove that line" in proc.stderr
 
 
+def test_cli_needs_the_clusters_address_and_no_broker_of_its_own(tmp_path):
+    path = write(tmp_path, "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\nsasl.username=u\n"
+                 "sasl.password=p\n")
+    proc = run_grade("kata-01", "--client-config", str(path), env={"KAFKA_BOOTSTRAP_SERVERS": ""})
+    assert proc.returncode == 2, proc.stderr
+    assert f"--client-config ({path}) describes a cluster you run, and no address was given." in proc.stderr
+    proc = run_grade("kata-01", "--client-config", str(path), "--bootstrap-servers", "h:1", "--broker", "local")
+    assert proc.returncode == 2, proc.stderr
+    assert "--broker local starts a new one" in proc.stderr
+
+
 # ---------------------------------------------------------------------- against the SASL + ACL broker
 
 
@@ -106,7 +117,8 @@ def secured(tmp_path_factory):
 
 
 def grade_on(path, *args):
-    return run_grade(*args, "--client-config", str(path), "--json", timeout=240)
+    # The file holds the address; a KAFKA_BOOTSTRAP_SERVERS of the environment would win over it.
+    return run_grade(*args, "--client-config", str(path), "--json", timeout=240, env={"KAFKA_BOOTSTRAP_SERVERS": ""})
 
 
 def stray_file(tmp_path):
@@ -206,7 +218,7 @@ def test_wrong_credentials_are_an_infrastructure_error_with_the_reason(secured, 
     wrong = tmp_path / "wrong.properties"
     wrong.write_text(path.read_text().replace(f"sasl.password={setup.grader_password}",
                                               "sasl.password=pw-not-this-one"))
-    proc = run_grade("kata-01", "--client-config", str(wrong), timeout=120)
+    proc = run_grade("kata-01", "--client-config", str(wrong), timeout=120, env={"KAFKA_BOOTSTRAP_SERVERS": ""})
     assert proc.returncode == 3, said(proc)
     assert f"did not answer with the settings of {wrong}" in proc.stderr
     assert "Authentication failed" in proc.stderr
