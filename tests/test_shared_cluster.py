@@ -223,3 +223,36 @@ def test_wrong_credentials_are_an_infrastructure_error_with_the_reason(secured, 
     assert f"did not answer with the settings of {wrong}" in proc.stderr
     assert "Authentication failed" in proc.stderr
     assert "pw-not-this-one" not in proc.stderr + proc.stdout  # the password is never echoed
+
+
+@pytest.mark.broker
+def test_broker_up_sasl_makes_a_secured_reusable_broker_with_its_client_config(tmp_path):
+    from grader.broker import jars
+
+    cache = tmp_path / "cache"  # private: never a developer's reusable broker
+    version_dir = cache / f"kafka-{jars.KAFKA_VERSION}"
+    version_dir.mkdir(parents=True)
+    for name in ("lib", "tools-lib", "cds"):
+        if (jars.jar_dir().parent / name).exists():
+            (version_dir / name).symlink_to(jars.jar_dir().parent / name)
+    # No class-data archive: one for this private cache would be built first (tens of seconds).
+    env = {"KAFKA_KATAS_CACHE": str(cache), "KAFKA_BOOTSTRAP_SERVERS": "", "KAFKA_KATAS_FAST_START": "0"}
+    up = run_grade("broker", "up", "--sasl", env=env)
+    try:
+        assert up.returncode == 0, up.stderr
+        config = cache / "sasl-grader.properties"
+        assert f"the grading principal's client config is {config}" in up.stdout
+        assert "kafka-katas.prefix=grading." in config.read_text()
+        plain = run_grade("kata-01", "--solution", env=env)
+        assert plain.returncode == 2, plain.stderr
+        assert f"Next: add `--client-config {config}`" in plain.stderr
+        from grader import shared_run  # the file's principal gets in, and may list its prefix
+
+        settings = clientconfig.load(config, None)
+        assert shared_run.names(settings.bootstrap_servers, settings, PREFIX) == {"topics": [], "groups": []}
+        from grader.broker.base import metadata_answers
+
+        assert not metadata_answers(settings.bootstrap_servers, timeout=2.0)  # and nobody without credentials
+    finally:
+        run_grade("broker", "down", env=env)
+    assert not (cache / "sasl-grader.properties").exists()

@@ -44,6 +44,11 @@ def start(mode: str, bootstrap_servers: str | None, progress: Progress) -> Broke
         from grader.broker.reusable import running
 
         reused = running()
+        if reused and reused.client_config:  # `grade broker up --sasl`: no plain client gets in
+            raise UsageError(f"The reusable broker at {reused.bootstrap_servers} is secured (SASL and ACLs, "
+                             "`grade broker up --sasl`): it answers clients with credentials only.",
+                             next_step=f"add `--client-config {reused.client_config}`, or run `grade broker down` "
+                             "and `grade broker up` for a plain one.")
         if reused:
             progress(f"Using the reusable broker at {reused.bootstrap_servers} (`grade broker down` stops it)…")
             return reused
