@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 
 import jinja2
 
-from grader import run_page
+from grader import clientconfig, run_page
 from grader.catalog import Kata
 from grader.errors import GraderError, InfraError
 from grader.runner import BrokerDied, run_checks
@@ -291,8 +291,8 @@ def run_batch(batch: Batch, broker_for: Callable[[Kata | None], object], jobs: i
             on_done(row)
         else:
             pending.append((sub, kata))
-    shared = [(s, k) for s, k in pending if not k.needs_own_cluster]
-    own = [(s, k) for s, k in pending if k.needs_own_cluster]
+    shared = [(s, k) for s, k in pending if not clientconfig.needs_local_broker(k)]
+    own = [(s, k) for s, k in pending if clientconfig.needs_local_broker(k)]
 
     stopping = threading.Event()
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from grader import clientroute as clients
 from grader.host import sandbox
 from grader.kit.learner import HostPool, set_pool
 
@@ -35,6 +36,12 @@ def configure(config: pytest.Config, write_event) -> None:
         scratch = Path(tempfile.mkdtemp(prefix="kata-scratch-"))
         cfg = {**sandbox.settings(scratch, 600, mode="process"), "private": str(scratch), "hidden": []}
     sandbox.prepare_scratch(Path(cfg["scratch"]))
+    client = config.getoption("--kata-client", None)
+    if client:  # a shared, secured cluster: every client of the checks and of the learner's code
+        data = json.loads(Path(client).read_text())
+        clients.configure(data["properties"], data["run_prefix"], data["name_prefix"])
+        clients.install()
+        cfg["env"] = clients.to_env()
     _non_dumpable()
     os.umask(0)
     _open_up_tmp_path()

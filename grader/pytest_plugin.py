@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from grader import judge_setup
+from grader import clientroute, judge_setup
 from grader.kit import KafkaKit, pictures
 from grader.kit.learner import LearnerProcessDied, load_learner_module
 
@@ -35,6 +35,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--kata-run-id", default="", help="prefix for topic/group names of this run")
     group.addoption("--kata-cluster", help="node-control file of a local cluster (katas with brokers: 3 / faults)")
     group.addoption("--kata-services", help="JSON file: addresses of the kata's services (postgres, connect)")
+    group.addoption("--kata-client", help="JSON file: client properties and name prefix of a shared cluster")
     group.addoption("--kata-only", help="run only the check of this exact name (validation of a known-bad fixture)")
 
 
@@ -108,6 +109,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if report.failed and excinfo is not None and not _is_teaching_failure(excinfo.value):
         # Never show the hidden check's source: only the exception and the learner's own frames.
         report.kata_message = _learner_traceback(excinfo, item.config.getoption("--kata-impl"))
+    if report.failed:
+        message = getattr(report, "kata_message", None) or _message(report)
+        note = clientroute.authorization_note(message)
+        if note:  # on a shared cluster: a name outside the run's prefix, said plainly
+            report.kata_message = message + "\n" + note
 
 
 def _is_teaching_failure(exc: BaseException) -> bool:

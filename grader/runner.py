@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from grader import picture_data, scoring, services
+from grader import clientconfig, picture_data, scoring, services, shared_run
 from grader import proc as proc_guard
 from grader.catalog import Kata
 from grader.errors import CourseError, InfraError
@@ -50,16 +50,20 @@ def run_checks(kata: Kata, impl_path: Path, bootstrap_servers: str, target: str,
         raise CourseError(f"The hidden checks of {kata.id} are missing: {kata.checks_dir} does not exist.",
                           next_step="this is a course problem, not your code: update your clone (`git pull`).")
     timeout = timeout_s or kata.timeout_s
+    run_id = run_id or uuid.uuid4().hex[:6]
+    shared = clientconfig.active() if clientconfig.applies_to(kata) else None
     scratch = Path(tempfile.mkdtemp(prefix="kata-scratch-"))
     try:
         with tempfile.TemporaryDirectory(prefix="kata-run-") as tmp:
             proc, timed_out, duration, events, output = _run_judge(
                 kata, impl_path, bootstrap_servers, Path(tmp), scratch, timeout, run_id, broker_alive,
-                cluster_file, only, stop_at_first_failure)
+                cluster_file, only, stop_at_first_failure, shared)
             host_logs = "".join(p.read_text(errors="replace")[-20000:] for p in sorted(Path(tmp).glob("host-*.log")))
     finally:
         _kill_strays(scratch)
         shutil.rmtree(scratch, ignore_errors=True)
+        if shared is not None:  # a shared cluster keeps nothing of this run (its ACLs allow this prefix)
+            shared_run.cleanup(bootstrap_servers, shared, shared.run_prefix(run_id))
     dead = services.dead(kata.id)
     if dead:  # a check that lost its database or Connect worker says nothing about the learner's code
         raise InfraError(f"The {dead[0]} service of {kata.id} stopped while the checks ran; the verdicts are void.",
@@ -119,8 +123,8 @@ def _exit_words(code) -> str:
 
 
 def _run_judge(kata: Kata, impl_path: Path, bootstrap_servers: str, tmpdir: Path, scratch: Path, timeout: float,
-               run_id: str | None, broker_alive, cluster_file: Path | None, only: str | None,
-               stop_at_first_failure: bool = False):
+               run_id: str, broker_alive, cluster_file: Path | None, only: str | None,
+               stop_at_first_failure: bool = False, shared: clientconfig.ClientSettings | None = None):
     output_file = tmpdir / "output.txt"
     ini = tmpdir / "pytest.ini"
     # An empty ini keeps the course repository's own pytest settings (testpaths,
@@ -142,7 +146,12 @@ def _run_judge(kata: Kata, impl_path: Path, bootstrap_servers: str, tmpdir: Path
            "--rootdir", str(kata.checks_dir), "-p", "grader.pytest_plugin", "-p", "no:cacheprovider",
            "-q", "--no-header", "-rN", "--tb=short", "--color=no", f"--basetemp={scratch / 'checks-tmp'}",
            f"--kata-impl={copy}", f"--kafka-bootstrap={bootstrap_servers}", f"--kata-verdict-fd={write_end}",
-           f"--kata-host={tmpdir / 'host.json'}", f"--kata-run-id={run_id or uuid.uuid4().hex[:6]}"]
+           f"--kata-host={tmpdir / 'host.json'}", f"--kata-run-id={run_id}"]
+    if shared is not None:  # the judge's private folder: the learner host gets its copy from the judge
+        (tmpdir / "client.json").write_text(json.dumps({"properties": shared.client_properties(),
+                                                         "run_prefix": shared.run_prefix(run_id),
+                                                         "name_prefix": shared.prefix}))
+        cmd.append(f"--kata-client={tmpdir / 'client.json'}")
     if cluster_file:
         cmd.append(f"--kata-cluster={cluster_file}")
     services_file = services.file_for(kata.id)

@@ -27,21 +27,22 @@ def test_a_living_broker_that_answers_late_is_not_called_dead(monkeypatch):
     answers = iter([False, True])
     broker = local.LocalBroker.__new__(local.LocalBroker)
     monkeypatch.setattr(local.LocalBroker, "process_alive", lambda self: True)
-    monkeypatch.setattr(base, "metadata_answers", lambda servers, timeout: next(answers))
-    broker.bootstrap_servers = "127.0.0.1:1"
+    monkeypatch.setattr(base, "metadata_answers", lambda servers, timeout, properties=None: next(answers))
+    broker.bootstrap_servers, broker.client_properties = "127.0.0.1:1", {}
     assert broker.alive()
 
 
 def test_an_outside_cluster_that_answers_late_is_not_called_dead(monkeypatch):
     """`--bootstrap-servers` under load (a class grading at once): one slow metadata answer is not a death."""
     asked = []
-    monkeypatch.setattr(base, "metadata_answers", lambda servers, timeout: asked.append(timeout) or len(asked) == 3)
+    monkeypatch.setattr(base, "metadata_answers",
+                        lambda servers, timeout, properties=None: asked.append(timeout) or len(asked) == 3)
     assert base.Broker("127.0.0.1:1", "external").alive()
     assert asked == [5.0, 10.0, 15.0]
 
 
 def test_an_outside_cluster_that_never_answers_is_dead(monkeypatch):
-    monkeypatch.setattr(base, "metadata_answers", lambda servers, timeout: False)
+    monkeypatch.setattr(base, "metadata_answers", lambda servers, timeout, properties=None: False)
     assert not base.Broker("127.0.0.1:1", "external").alive()
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from grader.kit import QUIET, explain
+from grader.kit.rawsocket import kafka_socket
 
 DESCRIBE_PRODUCERS = 61  # api key; version 0 is "flexible" (compact strings, tagged fields)
 
@@ -105,7 +106,7 @@ def describe_producers(host: str, port: int, topic: str, partitions: list[int],
     client_id = b"kata03-checks"
     header = struct.pack(">hhih", DESCRIBE_PRODUCERS, 0, 3, len(client_id)) + client_id + b"\x00"
     request = header + body
-    with socket.create_connection((host, port), timeout=timeout) as sock:
+    with kafka_socket(host, port, timeout=timeout) as sock:
         sock.sendall(struct.pack(">i", len(request)) + request)
         size = struct.unpack(">i", _recv_exactly(sock, 4))[0]
         r = _Reader(_recv_exactly(sock, size))

@@ -19,6 +19,8 @@ class Broker:
     provider: str
     description: str = ""
     reused: bool = field(default=False)
+    # Connection and security properties of every client (a shared, secured cluster: --client-config).
+    client_properties: dict = field(default_factory=dict)
 
     def alive(self) -> bool:
         # Asked after a failed run, to tell a dead broker from wrong code. A provider whose process is
@@ -27,7 +29,8 @@ class Broker:
         # can miss its deadline, and calling that "the broker died" (exit 3) would void a verdict.
         if not self.process_alive():
             return False
-        return any(metadata_answers(self.bootstrap_servers, timeout=t) for t in (5.0, 10.0, 15.0)
+        return any(metadata_answers(self.bootstrap_servers, timeout=t, properties=self.client_properties)
+                   for t in (5.0, 10.0, 15.0)
                    if self.process_alive())
 
     def process_alive(self) -> bool:
@@ -42,7 +45,7 @@ class Broker:
         """Release what this provider started (nothing for an external cluster)."""
 
 
-def metadata_answers(bootstrap_servers: str, timeout: float = 2.0) -> bool:
+def metadata_answers(bootstrap_servers: str, timeout: float = 2.0, properties: dict | None = None) -> bool:
     """True when the cluster answers an admin metadata request with at least one broker."""
     if not any(tcp_open(hp) for hp in bootstrap_servers.split(",")):
         return False  # skip librdkafka's connect-retry noise while nothing listens
@@ -52,7 +55,7 @@ def metadata_answers(bootstrap_servers: str, timeout: float = 2.0) -> bool:
 
     # log_level 0 keeps librdkafka's connection-refused chatter off the learner's terminal.
     admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 0,
-                         "socket.connection.setup.timeout.ms": max(1000, int(timeout * 1000))})
+                         "socket.connection.setup.timeout.ms": max(1000, int(timeout * 1000)), **(properties or {})})
     try:
         return bool(admin.list_topics(timeout=timeout).brokers)
     except Exception:

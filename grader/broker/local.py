@@ -21,6 +21,7 @@ from grader import proc as proc_guard
 from grader.broker import jars, warmup
 from grader.broker.addresses import free_port, free_ports, kafka_uuid
 from grader.broker.base import Broker, Progress, metadata_answers
+from grader.broker.secure import SaslSetup
 from grader.errors import InfraError
 
 # Small heap, serial GC and C1 only: a grading broker serves tiny loads on 2 cores,
@@ -149,8 +150,10 @@ class LocalBroker(Broker):
             self.root = None
 
 
-def start_local(progress: Progress, node_count: int = 1, proxy: bool = False, detached: bool = False) -> LocalBroker:
-    """Start a local broker (or cluster). detached: it may outlive this process (`grade broker up`)."""
+def start_local(progress: Progress, node_count: int = 1, proxy: bool = False, detached: bool = False,
+                secure: SaslSetup | None = None) -> LocalBroker:
+    """Start a local broker (or cluster). detached: it may outlive this process (`grade broker up`).
+    secure: SASL/SCRAM listeners, the StandardAuthorizer and prefixed ACLs (grader/broker/secure.py)."""
     java = jars.java_executable()
     classpath = jars.kafka_classpath(progress)
     archive = warmup.cds_archive(java, classpath)
@@ -159,9 +162,11 @@ def start_local(progress: Progress, node_count: int = 1, proxy: bool = False, de
     progress(f"Starting a local Kafka broker ({node_count} node{'s' if node_count > 1 else ''}) on 127.0.0.1…")
     started = time.monotonic()
     for attempt in range(PORT_ATTEMPTS):
-        broker = _launch(java, classpath, node_count, warmup.cds_flags(archive), proxy, detached)
+        broker = _launch(java, classpath, node_count, warmup.cds_flags(archive), proxy, detached, secure)
         try:
             _wait_ready(broker)
+            if secure:
+                secure.grant(broker.bootstrap_servers)
             break
         except PortConflict:
             # Another process took a port between our probe and the JVM's bind: new ports, once more.
@@ -185,7 +190,7 @@ def start_local(progress: Progress, node_count: int = 1, proxy: bool = False, de
 
 
 def _launch(java: str, classpath: str, node_count: int, extra_flags: list[str], proxy: bool = False,
-            detached: bool = False) -> LocalBroker:
+            detached: bool = False, secure: SaslSetup | None = None) -> LocalBroker:
     """Prepare storage for every node and spawn the JVMs (without waiting for readiness).
 
     With proxy, each node advertises a port of its own for a fault proxy (grader/kit/faultproxy.py)
@@ -199,16 +204,19 @@ def _launch(java: str, classpath: str, node_count: int, extra_flags: list[str], 
                   advertised_port=next(ports) if proxy else 0)
              for i in range(1, node_count + 1)]
     broker = LocalBroker(bootstrap_servers=",".join(f"127.0.0.1:{n.port}" for n in nodes),
-                         provider="local", nodes=nodes, root=root, description=f"local Kafka in {root}")
+                         provider="local", nodes=nodes, root=root, description=f"local Kafka in {root}",
+                         client_properties=secure.admin_properties() if secure else {})
     try:
         log4j = root / "log4j2.properties"
         log4j.write_bytes(resources.files("grader.broker").joinpath("log4j2.properties").read_bytes())
         common = [java, *JVM_FLAGS, f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath]
         cluster_id = warmup.template_cluster_id() or kafka_uuid()
         for node in nodes:
-            _write_config(node, nodes)
+            _write_config(node, nodes, secure)
             fmt = lambda d, cid, n=node: _format_into(common, n, nodes, d, cid)  # noqa: E731
-            if warmup.fast_start_enabled() and warmup.ensure_template(fmt, node.node_id, cluster_id):
+            if secure:  # its SCRAM users live in the formatted metadata: never the shared template
+                _format(common, cluster_id, config_path(node), node, secure.format_args())
+            elif warmup.fast_start_enabled() and warmup.ensure_template(fmt, node.node_id, cluster_id):
                 warmup.copy_template(node.node_id, node.workdir / "data")
             else:  # no usable template (e.g. a read-only cache): format in place
                 _format(common, cluster_id, config_path(node), node)
@@ -267,7 +275,7 @@ def config_path(node: Node) -> Path:
     return node.workdir / "server.properties"
 
 
-def _write_config(node: Node, nodes: list[Node]) -> Path:
+def _write_config(node: Node, nodes: list[Node], secure: SaslSetup | None = None) -> Path:
     template = resources.files("grader.broker").joinpath("server.properties").read_text()
     replicas = len(nodes)
     node.workdir.mkdir(parents=True, exist_ok=True)
@@ -279,12 +287,12 @@ def _write_config(node: Node, nodes: list[Node]) -> Path:
         internal_rf=replicas, internal_min_isr=1 if replicas == 1 else 2,
     )
     path = config_path(node)
-    path.write_text(text)
+    path.write_text(secure.server_properties(text) if secure else text)
     return path
 
 
-def _format(common: list[str], cluster_id: str, config: Path, node: Node) -> None:
-    cmd = common + ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)]
+def _format(common: list[str], cluster_id: str, config: Path, node: Node, extra: list[str] = ()) -> None:
+    cmd = common + ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config), *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     if proc.returncode != 0:
         raise InfraError(
@@ -318,7 +326,7 @@ def _wait_ready(broker: LocalBroker) -> None:
                 raise error(f"The local Kafka broker exited during start-up ({cause}).",
                                  detail=f"Last lines of {node.log_path}:\n{tail}",
                                  next_step="run the same command again.")
-        answered = answered or metadata_answers(broker.bootstrap_servers, timeout=1.0)
+        answered = answered or metadata_answers(broker.bootstrap_servers, 1.0, broker.client_properties)
         if answered and (len(broker.nodes) == 1 or _all_registered(broker)):
             return
         time.sleep(0.1)

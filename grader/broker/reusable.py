@@ -34,6 +34,7 @@ class ReusedBroker(Broker):
     pids: tuple[int, ...] = ()
     root: str = ""
     log: str = ""
+    client_config: str = ""  # `grade broker up --sasl`: the grading principal's client config file
 
     def alive(self) -> bool:
         return all(pid_running(p) for p in self.pids) and metadata_answers(self.bootstrap_servers, timeout=5.0)
@@ -73,7 +74,8 @@ def running() -> ReusedBroker | None:
         return None
     broker = ReusedBroker(bootstrap_servers=state["bootstrap_servers"], provider="local (reusable)",
                           description=f"reusable local broker, pid {state['pids'][0]}", reused=True,
-                          pids=tuple(state["pids"]), root=state.get("root", ""), log=state.get("log", ""))
+                          pids=tuple(state["pids"]), root=state.get("root", ""), log=state.get("log", ""),
+                          client_config=state.get("client_config", ""))
     # A live JVM with its port open is enough here: the runner notices a broker that dies
     # later, and this check sits on every `grade` run's path (a metadata round trip costs ~50 ms).
     if state.get("kafka_version") == KAFKA_VERSION and broker.process_alive() and _port_open(broker):
@@ -82,24 +84,32 @@ def running() -> ReusedBroker | None:
     return None
 
 
-def up(progress: Progress) -> tuple[ReusedBroker, bool]:
-    """Start the reusable broker unless one runs. Returns (broker, started_now)."""
+def client_config_path() -> Path:
+    return jars.cache_root() / "sasl-grader.properties"
+
+
+def up(progress: Progress, secure=None) -> tuple[ReusedBroker, bool]:
+    """Start the reusable broker unless one runs. Returns (broker, started_now).
+    secure (a grader.broker.secure.SaslSetup): SASL, ACLs, and the grading principal's client config file."""
     existing = running()
     if existing:
         return existing, False
     from grader.broker.local import start_local
 
-    broker = start_local(progress, detached=True)
+    broker = start_local(progress, detached=True, secure=secure)
     node = broker.nodes[0]
     state = {"pids": [n.process.pid for n in broker.nodes], "bootstrap_servers": broker.bootstrap_servers,
              "root": str(broker.root), "log": str(node.log_path), "kafka_version": KAFKA_VERSION,
              "started_at": time.time()}
+    if secure is not None:
+        state["client_config"] = str(secure.write_client_config(client_config_path(), broker.bootstrap_servers))
     write_json_atomic(state_path(), state, indent=2)
     # Detach: the JVM runs in its own session; forget the Popen so nothing reaps or kills it.
     broker.nodes = []
     broker.root = None
     return running() or ReusedBroker(bootstrap_servers=state["bootstrap_servers"], provider="local (reusable)",
-                                     pids=tuple(state["pids"]), root=state["root"], log=state["log"]), True
+                                     pids=tuple(state["pids"]), root=state["root"], log=state["log"],
+                                     client_config=state.get("client_config", "")), True
 
 
 def down() -> bool:
@@ -120,6 +130,8 @@ def _clear(state: dict) -> None:
     root = state.get("root")
     if root and Path(root).name.startswith("kafka-katas-"):
         shutil.rmtree(root, ignore_errors=True)
+    if state.get("client_config"):
+        client_config_path().unlink(missing_ok=True)
     with contextlib.suppress(FileNotFoundError):
         state_path().unlink()
 

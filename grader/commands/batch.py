@@ -11,7 +11,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from grader import broker as brokers
 from grader import console
 from grader.batch import Batch, discover, run_batch
-from grader.commands.common import broker_options, course_option, open_course, refuse_in_release
+from grader.commands.common import (
+    broker_options,
+    course_option,
+    open_course,
+    refuse_in_release,
+    shared_cluster_options,
+)
 from grader.commands.release import select
 from grader.errors import EXIT_INFRA, EXIT_PASS, InfraError, UsageError
 
@@ -26,6 +32,7 @@ from grader.errors import EXIT_INFRA, EXIT_PASS, InfraError, UsageError
               help="Runs at the same time on the shared broker.")
 @course_option
 @broker_options
+@shared_cluster_options
 def batch_command(submissions, out, selection, jobs, course_dir, broker_mode, bootstrap_servers):
     """Instructors: grade every student's submission (a folder or .zip each) for the chosen katas."""
     course = open_course(course_dir)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from pathlib import Path
 
 import click
 
 from grader import broker as brokers
-from grader import console, services
+from grader import clientconfig, console, services, shared_run
 from grader.catalog import Course, find_course_root, load_course
 from grader.errors import UsageError
 
@@ -25,6 +26,31 @@ def broker_options(f):
                      help="Where the broker comes from: auto = external if given, else Docker if its daemon "
                      "answers, else a local JVM broker.")(f)
     return f
+
+
+def shared_cluster_options(f):
+    """--client-config FILE and --prefix: grade on a shared, secured cluster (docs/classroom.md)."""
+    @functools.wraps(f)
+    def wrapper(*args, client_config=None, name_prefix=None, **kwargs):
+        clientconfig.activate(clientconfig.load(client_config, name_prefix))
+        try:
+            return f(*args, **kwargs)
+        finally:
+            if clientconfig.active() is not None:  # groups whose killed members outlived their run
+                left = shared_run.finish(console.progress)
+                if left:
+                    console.err.print(f"Left on the cluster (delete them later): consumer groups {', '.join(left)}.")
+            clientconfig.activate(None)
+
+    wrapper = click.option("--prefix", "name_prefix", envvar=clientconfig.ENV_PREFIX, metavar="PREFIX",
+                           help="Every topic, group and transactional id of the run starts with this (default "
+                           f"{clientconfig.DEFAULT_PREFIX!r}); what the run made is deleted after it. "
+                           f"Also {clientconfig.ENV_PREFIX}.")(wrapper)
+    return click.option("--client-config", "client_config", envvar=clientconfig.ENV_FILE, metavar="FILE",
+                        type=click.Path(dir_okay=False, path_type=Path),
+                        help="librdkafka properties (security.protocol, sasl.*, ssl.*) for every client of the "
+                        f"checks and of the graded code: your own secured cluster. Also {clientconfig.ENV_FILE}."
+                        )(wrapper)
 
 
 def quiet_option(f):

@@ -20,6 +20,7 @@ from grader.commands.common import (
     open_course,
     quiet_option,
     refuse_in_release,
+    shared_cluster_options,
 )
 from grader.errors import InfraError
 from grader.patches import materialized
@@ -44,6 +45,7 @@ from grader.runner import BrokerDied, run_checks
 @ascii_option
 @course_option
 @broker_options
+@shared_cluster_options
 @quiet_option
 def run_command(kata_name, solution, file_path, as_json, junit_file, gradescope_file, html_file, timeout, ascii_only,
                 course_dir, broker_mode, bootstrap_servers, quiet):

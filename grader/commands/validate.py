@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from grader import broker as brokers
-from grader import console, services, timings
+from grader import clientconfig, console, services, timings
 from grader.commands.common import (
     broker_options,
     cluster_file_of,
@@ -20,6 +20,7 @@ from grader.commands.common import (
     open_course,
     quiet_option,
     refuse_in_release,
+    shared_cluster_options,
 )
 from grader.errors import EXIT_FAIL, EXIT_PASS, InfraError
 from grader.results import junit_xml
@@ -45,6 +46,7 @@ from grader.validation import KataValidation, lint, validate_kata, validate_muta
               help="Write every check run as JUnit XML.")
 @course_option
 @broker_options
+@shared_cluster_options
 @quiet_option
 def validate_command(kata_names, all_katas, lint_only, jobs, mutants, mutant_ids, list_mutants, min_score, as_json,
                      junit_file, course_dir, broker_mode, bootstrap_servers, quiet):
@@ -78,13 +80,14 @@ def validate_command(kata_names, all_katas, lint_only, jobs, mutants, mutant_ids
     # it inside their job, count as long when unknown), so the pool never ends with one long kata
     # running alone.
     katas = timings.longest_first(katas, timings.load(course.title))
-    shared = [k for k in katas if not k.needs_own_cluster]
+    shared = [k for k in katas if not clientconfig.needs_local_broker(k)]
     own_servers = None if broker_mode == "auto" else bootstrap_servers
     with contextlib.ExitStack() as stack:
         broker = stack.enter_context(obtain_broker(broker_mode, bootstrap_servers)) if shared else None
         pool = stack.enter_context(ThreadPoolExecutor(max_workers=jobs))
         futures = [pool.submit(_validate_own, k, course, broker_mode, own_servers, as_json, sweep)
-                   if k.needs_own_cluster else pool.submit(_validate_on, k, course, broker, as_json, sweep)
+                   if clientconfig.needs_local_broker(k)
+                   else pool.submit(_validate_on, k, course, broker, as_json, sweep)
                    for k in katas]
         try:
             validations = sorted((f.result() for f in futures), key=lambda v: order[v.kata.id])

@@ -145,7 +145,7 @@ def command(cfg: dict, args: list[str], binds: tuple[str, ...] = ()) -> tuple[li
            "PYTHONPATH": cfg["grader_parent"], "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
            "PYTHONNOUSERSITE": "1", "MALLOC_ARENA_MAX": "2", "LANG": "C.UTF-8",
            # A host killed by a fatal signal leaves its Python stacks in its log: the report quotes them.
-           "PYTHONFAULTHANDLER": "1"}
+           "PYTHONFAULTHANDLER": "1", **cfg.get("env", {})}
     argv = [cfg["python"], "-m", "grader.host.server", *args]
     setpriv = shutil.which("setpriv")
     if cfg.get("uid") is not None:

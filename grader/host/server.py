@@ -23,6 +23,7 @@ import threading
 import uuid
 from pathlib import Path
 
+from grader import clientroute as clients
 from grader.host.proxies import RemoteFunction
 from grader.host.rpc import Connection, learner_frames
 
@@ -149,6 +150,8 @@ def child(spec_path: str) -> int:
 def main(argv: list[str]) -> int:
     limits = json.loads(argv[-1]) if argv and argv[-1].startswith("{") else {}
     apply_limits(limits)
+    if clients.from_env():  # a shared, secured cluster: the learner's clients get its settings too
+        clients.install()
     if argv[0] == "--child":
         return child(argv[1])
     return serve(int(argv[0]))

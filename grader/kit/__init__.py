@@ -8,6 +8,8 @@
     from grader.kit.learner import in_host         # build an object next to the learner's code
     from grader.kit.connect import ConnectRest      # Kafka Connect REST (fixtures: connect_url, postgres)
     from grader.kit import pictures                # offset bars, lanes, timelines, tables beside a failure
+    from grader.kit.clients import client_config    # a client's settings for the run's (maybe secured) cluster
+    from grader.kit.rawsocket import kafka_socket   # a broker socket, SASL-authenticated like the run's clients
 
 The engine (catalog, runner, results, report, progress, broker, the learner host) is not part of it.
 """

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
+from grader.clientroute import client_config
 from grader.jsonfile import write_json_atomic
 from grader.kit.kafka import wait_for
 
@@ -47,7 +48,7 @@ class ClusterControl:
         too (the client listener's metadata would point back at the proxies).
         """
         direct = ",".join(f"127.0.0.1:{n['broker_port']}" for n in self._read()["nodes"] if self._running(n))
-        return AdminClient({"bootstrap.servers": direct, "log_level": 0})
+        return AdminClient(client_config({"bootstrap.servers": direct, "log_level": 0}))
 
     @staticmethod
     def _running(node: dict) -> bool:

@@ -16,6 +16,8 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from grader.clientroute import client_config, own_prefix
+
 QUIET = {"log_level": 0}  # librdkafka's own log lines would drown the report
 
 
@@ -61,8 +63,8 @@ class KafkaKit:
 
     def __init__(self, bootstrap_servers: str, prefix: str):
         self.bootstrap_servers = bootstrap_servers
-        self.prefix = prefix
-        self.admin = AdminClient({"bootstrap.servers": bootstrap_servers, **QUIET})
+        self.prefix = own_prefix(prefix)  # a check's own `kk-<run id>-...` prefix, under the chosen one
+        self.admin = AdminClient(client_config({"bootstrap.servers": bootstrap_servers, **QUIET}))
         self.created_topics: list[str] = []
         self._clients: list = []
 
@@ -96,12 +98,13 @@ class KafkaKit:
 
     # ---- clients -----------------------------------------------------------------------
     def producer(self, **config) -> Producer:
-        return Producer({"bootstrap.servers": self.bootstrap_servers, **QUIET, **config})
+        return Producer(client_config({"bootstrap.servers": self.bootstrap_servers, **QUIET, **config}))
 
     def consumer(self, group: str | None = None, **config) -> Consumer:
-        consumer = Consumer({"bootstrap.servers": self.bootstrap_servers, **QUIET,
-                             "group.id": group or self.unique("reader"), "auto.offset.reset": "earliest",
-                             "enable.auto.commit": False, **config})
+        consumer = Consumer(client_config({"bootstrap.servers": self.bootstrap_servers, **QUIET,
+                                           "group.id": group or self.unique("reader"),
+                                           "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                                           **config}))
         self._clients.append(consumer)
         return consumer
 
