@@ -18,6 +18,7 @@ from _kata09_support import (
     offsets_nudge,
     short,
     tally,
+    transaction_timeout_ms,
     wait_group_offsets,
 )
 from _kata09_timeline import parts, steps
@@ -174,3 +175,22 @@ def _wait_dead_transaction_ended(kafka, p, dead_high: dict, dead_stable: dict) -
                 else "the dead instance's transaction is over"), "extra" if still else "")
             return still
         time.sleep(0.05)
+
+
+def _expect_short_transaction_timeout(kafka, p, batch: int, since_ms: int) -> None:
+    """The coordinator's record of the instance's transactional.id names a short transaction.timeout.ms."""
+    timeout_ms = transaction_timeout_ms(kafka, p.transactional_id, since_ms=since_ms)
+    steps.timeout(timeout_ms, MAX_TRANSACTION_TIMEOUT_MS)
+    if timeout_ms is None:
+        explain(did=f"ran {p.call(batch)} in a child process, then read the transaction coordinator's record of "
+                f"transactional.id {p.transactional_id!r}",
+                saw="no record of that transactional.id since the run began, although the instance was inside "
+                "a batch", expected="the record init_transactions() leaves for the transactional_id passed in",
+                nudge="the producer's transactional.id must be the transactional_id argument, not a name of your "
+                "own (or, on a shared cluster, the grading principal may not read __transaction_state).")
+    if timeout_ms > MAX_TRANSACTION_TIMEOUT_MS:
+        explain(did=f"ran {p.call(batch)} in a child process, then read the transaction coordinator's record of "
+                "its transactional.id", saw=f"transaction.timeout.ms = {timeout_ms}",
+                expected=f"at most {MAX_TRANSACTION_TIMEOUT_MS} ms: an abandoned transaction holds back every "
+                "read_committed reader of the output until the broker times it out",
+                nudge="librdkafka's default is a whole minute. Which producer setting shortens it?")

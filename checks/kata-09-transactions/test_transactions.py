@@ -24,7 +24,6 @@ from _kata09_support import (
     offsets_nudge,
     open_transaction_partitions,
     short,
-    transaction_timeout_ms,
     wait_group_offsets,
     wait_transactions_closed,
 )
@@ -36,10 +35,10 @@ from _kata09_verdicts import (
     FENCE_AT,
     FENCE_WAIT_S,
     INIT_GRACE_S,
-    MAX_TRANSACTION_TIMEOUT_MS,
     _check_exactly_once,
     _error_text,
     _expect_offsets_of_committed_output,
+    _expect_short_transaction_timeout,
     _finish,
     _forget,
     _wait_dead_transaction_ended,
@@ -82,14 +81,7 @@ def test_crash_mid_transaction_is_exactly_once(kafka, impl_path, tmp_path):
                     f"{CRASH_AFTER}th")
         steps.did(f"the first instance is inside process() call {CRASH_AFTER}: mid-transaction")
         _expect_offsets_of_committed_output(kafka, p, first.records())
-        timeout_ms = transaction_timeout_ms(kafka, p.transactional_id, since_ms=started_ms)
-        steps.timeout(timeout_ms, MAX_TRANSACTION_TIMEOUT_MS)
-        if timeout_ms is not None and timeout_ms > MAX_TRANSACTION_TIMEOUT_MS:
-            explain(did=f"ran {p.call(BATCH)} in a child process, then read the transaction coordinator's record of "
-                    "its transactional.id", saw=f"transaction.timeout.ms = {timeout_ms}",
-                    expected=f"at most {MAX_TRANSACTION_TIMEOUT_MS} ms: an abandoned transaction holds back every "
-                    "read_committed reader of the output until the broker times it out",
-                    nudge="librdkafka's default is a whole minute. Which producer setting shortens it?")
+        _expect_short_transaction_timeout(kafka, p, BATCH, started_ms)
     finally:
         first.close()
 
