@@ -261,8 +261,8 @@ def test_consumer_killed_inside_processing_applies_once(impl_path, impl, tmp_pat
                     saw=f"committed offset {done} on {held_at['topic']} while process() was still running for its "
                     f"offset {held_at['offset']}",
                     expected=f"at most {held_at['offset']}: no offset committed past a change whose process() has "
-                    "not returned", nudge="a committed offset says 'the replica has this change'. Who committed it this "
-                    "early: your own commit() before applying, or the consumer's automatic commits "
+                    "not returned", nudge="a committed offset says 'the replica has this change'. Who committed it "
+                    "this early: your own commit() before applying, or the consumer's automatic commits "
                     "(enable.auto.commit)? Commit yourself, after applying and process().")
     finally:
         first.close()

@@ -33,9 +33,11 @@ def connector_config(pg: dict, tables: list[str], topic_prefix: str) -> dict:
 def apply_change(db: sqlite3.Connection, msg) -> bool:
     """Apply one record of a change topic in one transaction. True if it was a change the replica
     did not have yet (then the caller calls process(msg)), False otherwise."""
-    # TODO: skip a record the replica already applied; a tombstone (msg.value() is None) changes
-    #       no row; op "r"/"c"/"u" writes `after` under (source, key); op "d" removes the row.
-    raise NotImplementedError(f"apply_change() is not written yet ({msg.topic()} offset {msg.offset()})")
+    event = None if msg.value() is None else json.loads(msg.value())  # None: a tombstone
+    # TODO: skip a record the replica already applied; a tombstone changes no row; op "r"/"c"/"u"
+    #       writes event["after"] under (source, key); op "d" removes the row.
+    raise NotImplementedError(f"apply_change() is not written yet (op {event and event.get('op')!r} at "
+                              f"{msg.topic()} offset {msg.offset()})")
 
 
 def apply_changes(bootstrap_servers: str, topics: list[str], group_id: str, replica_path: str,
