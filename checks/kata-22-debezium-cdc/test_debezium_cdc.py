@@ -79,7 +79,7 @@ def test_connector_streams_the_tables(impl, pipe, kafka, postgres):
                 nudge="the connector creates these topics: with which topic settings?")
     postgres.execute(f"DELETE FROM {pipe.schema}.customers WHERE id = 1")
     did += ", then deleted customers 1"
-    pipe.wait_for_records({**INITIAL_RECORDS, "customers": INITIAL_RECORDS["customers"] + 2}, did, stall=4,
+    pipe.wait_for_records({**INITIAL_RECORDS, "customers": INITIAL_RECORDS["customers"] + 2}, did, stall=6,
                           nudge="a delete is one record here, the delete event. What lets compaction drop the "
                           "deleted key later?")
     tail = pipe.records()["customers"][-2:]
