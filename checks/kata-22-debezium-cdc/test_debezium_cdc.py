@@ -25,8 +25,9 @@ from confluent_kafka.admin import ConfigResource
 from grader.kit import explain, wait_for
 from grader.kit.connect import ConnectError, ConnectRest
 
-SETUP = ("created tables customers (14 rows in all with products and order_lines), products and order_lines "
-         "(REPLICA IDENTITY FULL; order_lines has a composite key) and audit, which is not to be replicated")
+SETUP = ("created tables customers, products and order_lines with 14 rows (products shares ids with customers; "
+         "products and order_lines have REPLICA IDENTITY FULL; order_lines has a composite key) and audit, which is "
+         "not to be replicated")
 
 
 @pytest.fixture
