@@ -39,7 +39,7 @@ def _hold(msg, hold_file: Path) -> None:
     """The crash point *inside* processing: say which record is held, wait, and let the check
     watch the broker (what did the consumer commit meanwhile?) before it SIGKILLs us. The held
     record is never recorded as processed: its processing never finished."""
-    held = {k: v for k, v in _record_line(msg).items() if k in ("partition", "offset")}
+    held = {k: v for k, v in _record_line(msg).items() if k in ("topic", "partition", "offset")}
     if not held:
         held = {"not_a_message": repr(msg)[:200]}
     tmp = hold_file.with_name(hold_file.name + ".tmp")

@@ -67,6 +67,18 @@ class ConnectRest:
     def restart(self, name: str) -> None:
         self._call("POST", f"/connectors/{name}/restart?includeTasks=true")
 
+    def stop(self, name: str, timeout: float = 30.0) -> None:
+        """Stop the connector and its tasks (PUT /stop) and wait for STOPPED; resume() starts them again."""
+        self._call("PUT", f"/connectors/{name}/stop")
+        deadline = time.monotonic() + timeout
+        while self.status(name)["connector"]["state"] != "STOPPED":
+            if time.monotonic() > deadline:
+                raise ConnectError(504, f"{name} was not STOPPED within {timeout:.0f} s")
+            time.sleep(0.2)
+
+    def resume(self, name: str) -> None:
+        self._call("PUT", f"/connectors/{name}/resume")
+
     def delete(self, name: str) -> None:
         try:
             self._call("DELETE", f"/connectors/{name}")
