@@ -61,6 +61,10 @@ class ConnectRest:
         values = [c.get("value") or {} for c in answer.get("configs") or []]  # Debezium leaves some null
         return [f"{v.get('name')}: {e}" for v in values for e in v.get("errors") or []]
 
+    def config(self, name: str) -> dict[str, str]:
+        """The configuration Connect stored for the connector (what it runs with)."""
+        return self._call("GET", f"/connectors/{name}/config")
+
     def status(self, name: str) -> dict:
         return self._call("GET", f"/connectors/{name}/status")
 

@@ -1,0 +1,371 @@
+"""Hidden checks for kata-23 (a Connect file sink with a dead-letter topic). Never shown to learners."""
+
+import random
+import time
+import uuid
+from collections import Counter
+
+import pytest
+from _kata23_support import (
+    DATA_EXCEPTION,
+    ERR,
+    JSON_CONVERTER,
+    POISON,
+    Observation,
+    failure_nudge,
+    headers_of,
+    observe,
+    require_running_config,
+)
+
+from grader.kit import explain
+from grader.kit.connect import ConnectError, ConnectRest
+
+SCENARIOS = ("single", "spread")
+_KITS = []
+
+
+@pytest.fixture(autouse=True)
+def _keep_kit_alive(kafka):
+    # A kit freed by the cyclic GC inside its AdminClient's own librdkafka thread aborts the process.
+    _KITS.append(kafka)
+
+
+def _scenarios(kafka, impl, connect_url, tmp_path) -> list[Observation]:
+    return [observe(kafka, impl, connect_url, tmp_path, s) for s in SCENARIOS]
+
+
+def _why_missing(obs: Observation) -> str:
+    """The cause of good records missing from the file, read from what Connect recorded."""
+    trace = obs.failed_trace()
+    if trace:
+        return f"the task FAILED ({trace}): " + failure_nudge(trace)
+    good_values = {i.value for i in obs.good}
+    for record in obs.dead:
+        if record.value in good_values:
+            _, errs = headers_of(record)
+            where = f"stage {errs['stage']}, {errs.get('exception.class.name')}: {errs.get('exception.message', '')}"
+            if errs.get("stage") == "KEY_CONVERTER":
+                return (f"good records went to the DLQ ({where[:200]}): the keys are plain strings, not JSON. "
+                        "Which converter does the connector use for keys when you name none?")
+            return (f"good records went to the DLQ ({where[:200]}): does the value converter expect the format "
+                    "the records are in (JSON with a schema envelope)?" if errs else
+                    "good records went to the DLQ: does the converter expect the format the records are in?")
+    return "does the connector read the topic it was given, and write to the file it was given?"
+
+
+def test_good_records_reach_the_file_in_order(kafka, impl, connect_url, tmp_path):
+    """Every good record reaches the sink's file, in order, and nothing else does.
+
+    On a 1-partition topic (poison in the middle, in a row and at the end) and a 3-partition one."""
+    for obs in _scenarios(kafka, impl, connect_url, tmp_path):
+        require_running_config(obs)
+        did = obs.did + ", then read the sink's file"
+        lines = obs.file_lines
+        if lines is None:
+            explain(did=did, saw=f"no file at {obs.out_file}", expected=f"the {len(obs.good)} good records in it",
+                    nudge=_why_missing(obs), seen_in="the file system")
+        raw = {i.value.decode("utf-8", "replace"): i for i in obs.items}
+        passed_through = [ln for ln in lines if ln in raw]
+        if passed_through:
+            explain(did=did, saw=f"lines that are the records' raw bytes, e.g. {passed_through[0]!r:.160}",
+                    expected="each good record as the Connect struct its schema describes, e.g. "
+                    f"{obs.good[0].line!r}; poison records not in the file at all",
+                    nudge="a converter that passes bytes through as text parses nothing, so no record can fail "
+                    "and nothing checks it against its schema. Which converter reads JSON?", seen_in="the file")
+        if any(ln.startswith("{") and ("schema=" in ln or "payload=" in ln) for ln in lines):
+            explain(did=did, saw=f"lines such as {next(ln for ln in lines if 'payload=' in ln or 'schema=' in ln)!r:.160}",
+                    expected=f"the payload as a struct, e.g. {obs.good[0].line!r}",
+                    nudge="the converter read the {schema, payload} envelope as a plain map: it was told the "
+                    "values carry no schema. And a value without the envelope then passes too.", seen_in="the file")
+        expected = [i.line for i in obs.good]
+        missing = [i for i in obs.good if i.line not in lines]
+        if missing:
+            explain(did=did, saw=f"{len(lines)} lines; missing {len(missing)} good records, e.g. {missing[0].line!r} "
+                    f"({missing[0].where})", expected=f"all {len(expected)} good records",
+                    nudge=_why_missing(obs), seen_in="the file")
+        counts = Counter(lines)
+        extra = [ln for ln in lines if ln not in expected or counts[ln] > 1]
+        if extra:
+            explain(did=did, saw=f"lines that are no good record or repeat one, e.g. {extra[0]!r:.160}",
+                    expected=f"exactly the {len(expected)} good records, each once",
+                    nudge="only records that convert cleanly belong in the sink; the rest go to the DLQ.",
+                    seen_in="the file")
+        for partition in sorted({i.partition for i in obs.items}):
+            want = [i.line for i in obs.good if i.partition == partition]
+            got = [ln for ln in lines if ln in want]
+            if got != want:
+                explain(did=did, saw=f"partition {partition}'s records in the order {got}", expected=f"{want}",
+                        nudge="records of one partition are delivered in order; one task writing one file keeps "
+                        "that order. How many tasks write this file?", seen_in="the file")
+
+
+def test_poison_records_land_in_the_dlq_with_context_headers(kafka, impl, connect_url, tmp_path):
+    """Exactly the poison records are in the DLQ, unchanged, with __connect.errors.* headers naming the failure.
+
+    Key, value bytes and own headers unchanged; topic, partition, offset, connector, task, stage, class, exception."""
+    for obs in _scenarios(kafka, impl, connect_url, tmp_path):
+        require_running_config(obs)
+        did = obs.did + f", then read the DLQ topic {obs.dlq!r}"
+        if not obs.dead:
+            trace = obs.failed_trace()
+            explain(did=did, saw=("no such topic" if not obs.dlq_exists else "an empty topic"),
+                    expected=f"the {len(obs.poison)} poison records",
+                    nudge=f"the task FAILED ({trace}): " + failure_nudge(trace) if trace else
+                    "with errors.tolerance=all and no dead-letter topic, Connect drops bad records silently. "
+                    "Which setting names the DLQ, and is it the topic you were given?")
+        by_value = {i.value: i for i in obs.poison}
+        strangers = [r for r in obs.dead if r.value not in by_value]
+        if strangers:
+            _, errs = headers_of(strangers[0])
+            explain(did=did, saw=f"{len(strangers)} records that are no poison record, e.g. value "
+                    f"{strangers[0].value!r:.100}; Connect's headers on it: stage {errs.get('stage')}, "
+                    f"{errs.get('exception.class.name')}: {errs.get('exception.message', '')[:160]}",
+                    expected="only the records that cannot be converted", nudge=_why_missing(obs))
+        for item in obs.poison:
+            copies = [r for r in obs.dead if r.value == item.value]
+            if len(copies) != 1:
+                explain(did=did, saw=f"the {POISON[item.kind]} ({item.where}) there {len(copies)} times",
+                        expected="every poison record once, its value bytes unchanged",
+                        nudge="a record the sink cannot take must not vanish: the DLQ is where someone can look "
+                        "at it, fix it and replay it.")
+            copy = copies[0]
+            own, errs = headers_of(copy)
+            if copy.key != item.key or own != item.headers:
+                explain(did=did, saw=f"the {POISON[item.kind]} with key {copy.key!r} and headers {own}",
+                        expected=f"its own key {item.key!r} and headers {item.headers}",
+                        nudge="the DLQ holds the record as it was read.")
+            if not errs:
+                explain(did=did, saw=f"the {POISON[item.kind]} ({item.where}) with no __connect.errors.* headers",
+                        expected="headers naming its topic, partition, offset and the stage and exception that "
+                        "failed", nudge="whoever reads the DLQ later has no access to the worker's log: which "
+                        "setting makes Connect add the context to each dead record?")
+            want = {"topic": obs.topic, "partition": str(item.partition), "offset": str(item.offset),
+                    "connector.name": obs.name, "task.id": "0", "stage": "VALUE_CONVERTER",
+                    "class.name": JSON_CONVERTER, "exception.class.name": DATA_EXCEPTION}
+            wrong = {k: errs.get(k) for k, v in want.items() if errs.get(k) != v}
+            if wrong or not errs.get("exception.message"):
+                explain(did=did, saw=f"the {POISON[item.kind]} ({item.where}) with headers {wrong or errs}",
+                        expected=f"{ {k: want[k] for k in wrong} or 'an exception message'}",
+                        nudge="every poison record here fails in the value converter, reading JSON with a schema: "
+                        "is that the converter this connector runs with?")
+        for partition in sorted({i.partition for i in obs.items}):
+            want_order = [i.value for i in obs.poison if i.partition == partition]
+            got_order = [r.value for r in obs.dead if r.value in want_order]
+            if got_order != want_order:
+                explain(did=did, saw=f"partition {partition}'s poison records in another order",
+                        expected="the order they had in their partition", nudge="how many tasks share this work?")
+
+
+def test_connector_and_task_keep_running(kafka, impl, connect_url, tmp_path):
+    """After every record, good and poison, the connector and its one task are RUNNING, not FAILED.
+
+    The status comes from Connect's REST API; the sink's group has committed every record's offset."""
+    for obs in _scenarios(kafka, impl, connect_url, tmp_path):
+        require_running_config(obs)
+        did = obs.did + f", then asked GET /connectors/{obs.name}/status"
+        trace = obs.failed_trace()
+        if trace:
+            explain(did=did, saw=f"state FAILED: {trace}", expected="connector and task RUNNING",
+                    nudge=failure_nudge(trace), seen_in="Connect's REST API")
+        tasks = obs.status.get("tasks", [])
+        states = [obs.status.get("connector", {}).get("state"), *(t.get("state") for t in tasks)]
+        if len(tasks) != 1 or any(s != "RUNNING" for s in states):
+            explain(did=did, saw=f"connector and tasks in states {states} ({len(tasks)} tasks)",
+                    expected="the connector and exactly one task, all RUNNING",
+                    nudge="one file has one writer: with several tasks, several writers append to it at once."
+                    if len(tasks) > 1 else "how many tasks may this connector start?", seen_in="Connect's REST API")
+        if not obs.caught_up:
+            explain(did=did + f", and read the committed offsets of group connect-{obs.name}",
+                    saw=f"committed {obs.committed}, the topic ends at {obs.ends}",
+                    expected="every record consumed and committed, the poison ones included",
+                    nudge="a sink that is RUNNING but stuck is no better than a failed one: what holds it back?")
+
+
+def test_retries_and_error_logging_are_configured(kafka, impl, connect_url, tmp_path):
+    """Transient errors are retried (bounded, with bounded backoff) and every tolerated error is logged with its record.
+
+    Read from the configuration Connect runs the connector with (GET /connectors/NAME/config)."""
+    obs = observe(kafka, impl, connect_url, tmp_path, "single")
+    require_running_config(obs)
+    did = f"registered sink_config({obs.topic!r}, ...) and read GET /connectors/{obs.name}/config"
+    stored = obs.stored
+
+    def number(key: str, default: int) -> int:
+        try:
+            return int(stored.get(key, default))
+        except ValueError:
+            explain(did=did, saw=f"{key}={stored[key]!r}", expected="a number of milliseconds",
+                    seen_in="Connect's REST API", nudge="Connect reads durations as whole milliseconds.")
+        return default
+
+    timeout, delay = number("errors.retry.timeout", 0), number("errors.retry.delay.max.ms", 60000)
+    if not 60_000 <= timeout <= 600_000:
+        explain(did=did, saw=f"errors.retry.timeout={timeout}", expected="between 60000 (one minute) and 600000",
+                seen_in="Connect's REST API",
+                nudge="0 (the default) gives a transient failure no second try, and -1 retries forever while "
+                "the sink stands still without anybody noticing." if timeout <= 0 else
+                "retries that are too short or too long: how long may one record hold the sink up?")
+    if not 0 < delay <= 10_000:
+        explain(did=did, saw=f"errors.retry.delay.max.ms={delay}", expected="more than 0 and at most 10000",
+                seen_in="Connect's REST API", nudge="between attempts Connect backs off exponentially up to this "
+                "bound (one minute by default): a recovered system waits that long for the next try.")
+    for key in ("errors.log.enable", "errors.log.include.messages"):
+        if str(stored.get(key, "false")).lower() != "true":
+            explain(did=did, saw=f"{key}={stored.get(key, '(not set: false)')}", expected=f"{key}=true",
+                    seen_in="Connect's REST API",
+                    nudge="with errors.tolerance=all a failure no longer stops anything, so the worker's log is "
+                    "where an operator first sees it; which record failed belongs in that line.")
+
+
+def _check_config(kafka, tmp_path, file_name: str) -> tuple[str, dict]:
+    """A correct file-sink config of the check's own (register() is graded apart from sink_config())."""
+    topic = kafka.create_topic(partitions=1)
+    return topic, {"connector.class": "org.apache.kafka.connect.file.FileStreamSinkConnector", "tasks.max": "1",
+                   "topics": topic, "file": str(tmp_path / file_name),
+                   "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+                   "value.converter": "org.apache.kafka.connect.storage.StringConverter"}
+
+
+def test_register_creates_updates_and_reports_refusals(kafka, impl, connect_url, tmp_path):
+    """register() creates a connector, updates it when called again, and raises with Connect's reason on a refusal."""
+    rest = ConnectRest(connect_url)
+    name = kafka.unique("reg")
+    topic, config = _check_config(kafka, tmp_path, "first.txt")
+    did = f"called register(connect_url, {name!r}, <a file sink config for {topic!r}>)"
+    try:
+        try:
+            answer = impl.register(connect_url, name, config)
+        except NotImplementedError as exc:
+            explain(did=did, saw=f"NotImplementedError: {exc}", expected="the connector created",
+                    nudge="register() is still the stub: Connect's REST API takes a connector's config as JSON.",
+                    seen_in="your function")
+        stored = _stored(rest, name)
+        if stored != config:
+            explain(did=did + f", then GET /connectors/{name}/config", saw=f"{stored}", expected=f"{config}",
+                    nudge="send the config as it was given, to the connector of that name.",
+                    seen_in="Connect's REST API")
+        if not isinstance(answer, dict) or answer.get("name") != name or {k: v for k, v in (answer.get("config") or {}).items() if k != "name"} != config:
+            explain(did=did, saw=f"it returned {answer!r:.300}", expected=f"Connect's answer: a dict with name "
+                    f"{name!r} and the config", seen_in="your function's return value",
+                    nudge="Connect answers a created or updated connector with its name, config and tasks.")
+        changed = {**config, "file": str(tmp_path / "second.txt")}
+        try:
+            impl.register(connect_url, name, changed)
+        except Exception as exc:  # noqa: BLE001 - any exception is the learner's failure to show
+            explain(did=did + ", then called it again with another file", saw=f"{type(exc).__name__}: {exc}",
+                    expected="the existing connector updated", seen_in="your function",
+                    nudge="one endpoint of Connect's REST API creates a connector or updates it, whichever is needed.")
+        if _stored(rest, name).get("file") != changed["file"]:
+            explain(did=did + ", then called it again with another file", saw=f"file={_stored(rest, name).get('file')}",
+                    expected=f"file={changed['file']}", seen_in="Connect's REST API",
+                    nudge="the second call must change the running connector's config.")
+    finally:
+        rest.delete(name)
+    _refusal(kafka, impl, rest, connect_url, topic)
+
+
+def _stored(rest: ConnectRest, name: str) -> dict | None:
+    try:
+        return {k: v for k, v in rest.config(name).items() if k != "name"}  # Connect adds the name
+    except ConnectError as exc:
+        return {"(HTTP error)": exc.message[:200]}
+
+
+def _refusal(kafka, impl, rest: ConnectRest, connect_url: str, topic: str) -> None:
+    bad = {"connector.class": f"org.example.NoSuch{kafka.unique('Sink').replace('-', '')}", "topics": topic}
+    names = kafka.unique("refused"), kafka.unique("refused")
+    try:
+        try:
+            rest.put_config(names[0], bad)
+            reason = ""
+        except ConnectError as exc:
+            reason = exc.message
+        did = f"called register(connect_url, {names[1]!r}, {bad})"
+        try:
+            impl.register(connect_url, names[1], bad)
+        except RuntimeError as exc:
+            if reason[:80] not in str(exc):
+                explain(did=did, saw=f"RuntimeError: {str(exc)[:300]}", expected=f"its message to hold Connect's "
+                        f"reason: {reason[:160]!r}", seen_in="your function",
+                        nudge="the HTTP status alone does not say which setting is wrong; Connect's answer does.")
+            return
+        except Exception as exc:  # noqa: BLE001 - the wrong kind of exception is the finding
+            explain(did=did, saw=f"{type(exc).__name__}: {str(exc)[:300]}", expected="a RuntimeError with "
+                    "Connect's reason", seen_in="your function", nudge="the README names the exception to raise.")
+        explain(did=did, saw="it returned normally", expected=f"RuntimeError: Connect refused the config "
+                f"({reason[:160]})", seen_in="your function",
+                nudge="an HTTP error answer is Connect saying no: the caller must hear it.")
+    finally:
+        for name in names:
+            rest.delete(name)
+
+
+def _dlq_like(kafka) -> tuple[str, list[tuple], list[dict]]:
+    """A topic of dead-record-shaped records the check writes itself, and the summaries they must give."""
+    rng = random.Random(uuid.uuid4().int)
+    origin = kafka.unique("orders")
+    cases = [
+        (b"ord-" + str(rng.randint(1, 999)).encode(), b"\xff\xfe<not json>", origin, rng.randint(0, 11),
+         rng.randint(2**32, 2**40), "VALUE_CONVERTER", JSON_CONVERTER, DATA_EXCEPTION,
+         f"Converting byte[] to Kafka Connect data failed: Unrecognized token '\u00fc{rng.randint(1, 99)}'"),
+        (None, None, kafka.unique("payments"), rng.randint(0, 3), rng.randint(0, 99), "TASK_PUT",
+         "org.apache.kafka.connect.file.FileStreamSinkTask", "org.apache.kafka.connect.errors.ConnectException",
+         f"disk full {rng.randint(1, 99)}"),
+        (b"k", b'{"x": 1}', None, None, None, None, None, None, None),  # a record without context headers
+        (b"k2", b"v2", origin, rng.randint(0, 5), rng.randint(0, 9), "TRANSFORMATION",
+         "org.apache.kafka.connect.transforms.Cast$Value", "org.apache.kafka.connect.errors.DataException",
+         "Unknown type"),
+    ]
+    topic = kafka.create_topic(partitions=1)
+    producer, want = kafka.producer(), []
+    names = ["topic", "partition", "offset", "stage", "class_name", "exception", "message"]
+    header_names = ["topic", "partition", "offset", "stage", "class.name", "exception.class.name",
+                    "exception.message"]
+    for key, value, *ctx in cases:
+        headers = [("trace-id", b"t-1")] + [(ERR + h, str(v).encode()) for h, v in zip(header_names, ctx)
+                                            if v is not None]
+        producer.produce(topic, key=key, value=value, headers=headers)
+        want.append({"key": key, "value": value, **dict(zip(names, ctx))})
+    producer.flush(30)
+    return topic, cases, want
+
+
+def test_dead_letters_summarises_each_record(kafka, impl):
+    """dead_letters() reads the DLQ from its start and summarises each record from its __connect.errors.* headers."""
+    topic, _, want = _dlq_like(kafka)
+    did = f"wrote {len(want)} dead records (3 with context headers, 1 without) to {topic!r}, then called " \
+          f"dead_letters(bootstrap, {topic!r}, {len(want)}, 15)"
+    try:
+        got = impl.dead_letters(kafka.bootstrap_servers, topic, len(want), 15)
+    except NotImplementedError as exc:
+        explain(did=did, saw=f"NotImplementedError: {exc}", expected="a summary per record",
+                nudge="dead_letters() is still the stub: a consumer that reads the topic from its start.",
+                seen_in="your function")
+    if not isinstance(got, list) or len(got) != len(want):
+        explain(did=did, saw=f"{got!r:.300}", expected=f"a list of {len(want)} summaries, in the topic's order",
+                seen_in="your function's return value",
+                nudge="where does a consumer of a new group start reading, unless told otherwise?")
+    for n, (summary, expected) in enumerate(zip(got, want)):
+        if summary != expected:
+            wrong = {k: summary.get(k, "(missing)") for k in expected if summary.get(k, object()) != expected[k]} \
+                if isinstance(summary, dict) else summary
+            explain(did=did, saw=f"record {n} summarised with {wrong!r:.300}",
+                    expected=f"{ {k: expected[k] for k in (wrong if isinstance(wrong, dict) else expected)} }",
+                    seen_in="your function's return value",
+                    nudge="partition and offset are numbers; class_name is the class that failed, exception the "
+                    "exception's class; a header that is absent is None." if isinstance(wrong, dict) else
+                    "each summary is a dict with the README's keys.")
+    did = f"called dead_letters(bootstrap, {topic!r}, 2, 15)"
+    first = impl.dead_letters(kafka.bootstrap_servers, topic, 2, 15)
+    if first != want[:2]:
+        explain(did=did, saw=f"{len(first)} summaries: {first!r:.200}", expected="the first 2 records' summaries",
+                seen_in="your function's return value", nudge="count is how many records to read, then return.")
+    did = f"called dead_letters(bootstrap, {topic!r}, {len(want) + 3}, 3) on a topic of {len(want)} records"
+    started = time.monotonic()
+    more = impl.dead_letters(kafka.bootstrap_servers, topic, len(want) + 3, 3)
+    took = time.monotonic() - started
+    if more != want or not 2.5 <= took <= 8:
+        explain(did=did, saw=f"after {took:.1f}s, {len(more)} summaries", expected=f"all {len(want)} after about 3s",
+                seen_in="your function's return value",
+                nudge="fewer records than asked for is an answer too: return what arrived once timeout_s is up.")
