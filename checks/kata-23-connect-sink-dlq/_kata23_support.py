@@ -225,7 +225,9 @@ def observe(kafka, impl, connect_url: str, tmp_path: Path, scenario: str) -> Obs
         obs.dlq_exists = kafka.partition_count(obs.dlq) > 0
         if obs.dlq_exists:
             kafka.created_topics.append(obs.dlq)  # deleted with this check's topics
-            deadline = time.monotonic() + 5  # the DLQ producer may still be sending when offsets are committed
+            # The DLQ producer may still be sending when the offsets are committed; a failed task sends no more.
+            deadline = time.monotonic() + (0 if obs.failed_trace() else 3)
+            obs.dead = kafka.read_all(obs.dlq, timeout=5)
             while len(obs.dead) < len(obs.poison) and time.monotonic() < deadline:
                 obs.dead = kafka.read_all(obs.dlq, timeout=5)
                 time.sleep(0.2)

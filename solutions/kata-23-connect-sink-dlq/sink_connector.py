@@ -26,7 +26,8 @@ def sink_config(topic: str, out_file: str, dlq_topic: str) -> dict[str, str]:
         "tasks.max": 1,
         "topics": topic,
         "file": out_file,
-        # Keys are plain strings, not JSON: the worker's default (JsonConverter) would fail on every one.
+        # Converters named here, not left to the worker's defaults (another worker may differ).
+        # Keys are plain strings, not JSON: this worker's default (JsonConverter) fails on every one.
         "key.converter": STRING,
         # Values are JSON envelopes {"schema": ..., "payload": ...}: the converter must expect them,
         # so a value without its schema, or one that breaks it, fails conversion (and is dead-lettered).
@@ -65,10 +66,7 @@ def register(connect_url: str, name: str, config: dict[str, str]) -> dict:
     except urllib.error.HTTPError as exc:
         # Connect explains a rejected config in its JSON body: pass that on, it names the setting.
         body = exc.read().decode(errors="replace")
-        try:
-            message = json.loads(body).get("message", body)
-        except ValueError:
-            message = body
+        message = json.loads(body).get("message", body) if body.startswith("{") else body
         raise RuntimeError(f"Connect refused connector {name!r}: HTTP {exc.code}: {message}") from None
 
 
@@ -104,7 +102,7 @@ def dead_letters(bootstrap_servers: str, dlq_topic: str, count: int, timeout_s: 
     deadline = time.monotonic() + timeout_s
     try:
         while len(found) < count and time.monotonic() < deadline:
-            msg = consumer.poll(min(0.5, max(0.0, deadline - time.monotonic())))
+            msg = consumer.poll(0.5)  # at most half a second past the deadline
             if msg is None or msg.error():
                 continue
             found.append(summarize(msg))
