@@ -1,18 +1,16 @@
 """Hidden checks for kata-23 (a Connect file sink with a dead-letter topic). Never shown to learners."""
 
-import random
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 
 import pytest
 from _kata23_support import (
     DATA_EXCEPTION,
-    ERR,
     JSON_CONVERTER,
     POISON,
     Observation,
+    dlq_like,
     failure_nudge,
     headers_of,
     observe,
@@ -20,7 +18,7 @@ from _kata23_support import (
 )
 
 from grader.kit import explain
-from grader.kit.connect import ConnectError, ConnectRest
+from grader.kit.connect import REBALANCING, ConnectError, ConnectRest
 
 SCENARIOS = ("single", "spread")
 _KITS = []
@@ -244,7 +242,7 @@ def test_register_creates_updates_and_reports_refusals(kafka, impl, connect_url,
     did = f"called register(connect_url, {name!r}, <a file sink config for {topic!r}>)"
     try:
         try:
-            answer = impl.register(connect_url, name, config)
+            answer = _register(impl, connect_url, name, config)
         except NotImplementedError as exc:
             explain(did=did, saw=f"NotImplementedError: {exc}", expected="the connector created",
                     nudge="register() is still the stub: Connect's REST API takes a connector's config as JSON.",
@@ -260,9 +258,14 @@ def test_register_creates_updates_and_reports_refusals(kafka, impl, connect_url,
             explain(did=did, saw=f"it returned {answer!r:.300}", expected=f"Connect's answer: a dict with name "
                     f"{name!r}, the config and the tasks", seen_in="your function's return value",
                     nudge="Connect answers a created or updated connector with its name, config and tasks.")
+        try:  # the worker rebalances to start the new connector; the update comes after that
+            rest.wait_running(name, timeout=30)
+        except ConnectError as exc:
+            explain(did=did, saw=f"the connector it created did not run: {exc.message}", expected="RUNNING",
+                    seen_in="Connect's REST API", nudge="was the config sent as it was given?")
         changed = {**config, "file": str(tmp_path / "second.txt")}
         try:
-            impl.register(connect_url, name, changed)
+            _register(impl, connect_url, name, changed)
         except Exception as exc:  # noqa: BLE001 - any exception is the learner's failure to show
             explain(did=did + ", then called it again with another file", saw=f"{type(exc).__name__}: {exc}",
                     expected="the existing connector updated", seen_in="your function",
@@ -274,6 +277,19 @@ def test_register_creates_updates_and_reports_refusals(kafka, impl, connect_url,
     finally:
         rest.delete(name)
     _refusal(kafka, impl, rest, connect_url, topic)
+
+
+def _register(impl, connect_url: str, name: str, config: dict):
+    """The learner's register(), called again while Connect answers "409, rebalancing: retry" (the shared
+    worker rebalances after every connector created or deleted; that refusal is no verdict on the config)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return impl.register(connect_url, name, config)
+        except RuntimeError as exc:
+            if not any(word in str(exc).lower() for word in REBALANCING) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def _stored(rest: ConnectRest, name: str) -> dict | None:
@@ -294,7 +310,7 @@ def _refusal(kafka, impl, rest: ConnectRest, connect_url: str, topic: str) -> No
             reason = exc.message
         did = f"called register(connect_url, {names[1]!r}, {bad})"
         try:
-            impl.register(connect_url, names[1], bad)
+            _register(impl, connect_url, names[1], bad)
         except RuntimeError as exc:
             if reason[:80] not in str(exc):
                 explain(did=did, saw=f"RuntimeError: {str(exc)[:300]}", expected=f"its message to hold Connect's "
@@ -312,39 +328,9 @@ def _refusal(kafka, impl, rest: ConnectRest, connect_url: str, topic: str) -> No
             rest.delete(name)
 
 
-def _dlq_like(kafka) -> tuple[str, list[tuple], list[dict]]:
-    """A topic of dead-record-shaped records the check writes itself, and the summaries they must give."""
-    rng = random.Random(uuid.uuid4().int)
-    origin = kafka.unique("orders")
-    cases = [
-        (b"ord-" + str(rng.randint(1, 999)).encode(), b"\xff\xfe<not json>", origin, rng.randint(0, 11),
-         rng.randint(2**32, 2**40), "VALUE_CONVERTER", JSON_CONVERTER, DATA_EXCEPTION,
-         f"Converting byte[] to Kafka Connect data failed: Unrecognized token '\u00fc{rng.randint(1, 99)}'"),
-        (None, None, kafka.unique("payments"), rng.randint(0, 3), rng.randint(0, 99), "TASK_PUT",
-         "org.apache.kafka.connect.file.FileStreamSinkTask", "org.apache.kafka.connect.errors.ConnectException",
-         f"disk full {rng.randint(1, 99)}"),
-        (b"k", b'{"x": 1}', None, None, None, None, None, None, None),  # a record without context headers
-        (b"k2", b"v2", origin, rng.randint(0, 5), rng.randint(0, 9), "TRANSFORMATION",
-         "org.apache.kafka.connect.transforms.Cast$Value", "org.apache.kafka.connect.errors.DataException",
-         "Unknown type"),
-    ]
-    topic = kafka.create_topic(partitions=1)
-    producer, want = kafka.producer(), []
-    names = ["topic", "partition", "offset", "stage", "class_name", "exception", "message"]
-    header_names = ["topic", "partition", "offset", "stage", "class.name", "exception.class.name",
-                    "exception.message"]
-    for key, value, *ctx in cases:
-        headers = [("trace-id", b"t-1")] + [(ERR + h, str(v).encode()) for h, v in zip(header_names, ctx, strict=True)
-                                            if v is not None]
-        producer.produce(topic, key=key, value=value, headers=headers)
-        want.append({"key": key, "value": value, **dict(zip(names, ctx, strict=True))})
-    producer.flush(30)
-    return topic, cases, want
-
-
 def test_dead_letters_summarises_each_record(kafka, impl):
     """dead_letters() reads the DLQ from its start and summarises each record from its __connect.errors.* headers."""
-    topic, _, want = _dlq_like(kafka)
+    topic, want = dlq_like(kafka)
     did = f"wrote {len(want)} dead records (3 with context headers, 1 without) to {topic!r}, then called " \
           f"dead_letters(bootstrap, {topic!r}, {len(want)}, 8)"
     try:
