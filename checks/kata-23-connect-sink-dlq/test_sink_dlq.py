@@ -247,7 +247,7 @@ def test_register_creates_updates_and_reports_refusals(kafka, impl, connect_url,
             explain(did=did, saw=f"NotImplementedError: {exc}", expected="the connector created",
                     nudge="register() is still the stub: Connect's REST API takes a connector's config as JSON.",
                     seen_in="your function")
-        stored = _stored(rest, name)
+        stored = _stored(rest, name, config)
         if stored != config:
             explain(did=did + f", then GET /connectors/{name}/config", saw=f"{stored}", expected=f"{config}",
                     nudge="send the config as it was given, to the connector of that name.",
@@ -270,8 +270,9 @@ def test_register_creates_updates_and_reports_refusals(kafka, impl, connect_url,
             explain(did=did + ", then called it again with another file", saw=f"{type(exc).__name__}: {exc}",
                     expected="the existing connector updated", seen_in="your function",
                     nudge="one endpoint of Connect's REST API creates a connector or updates it, whichever is needed.")
-        if _stored(rest, name).get("file") != changed["file"]:
-            explain(did=did + ", then called it again with another file", saw=f"file={_stored(rest, name).get('file')}",
+        stored = _stored(rest, name, changed)
+        if stored.get("file") != changed["file"]:
+            explain(did=did + ", then called it again with another file", saw=f"file={stored.get('file')}",
                     expected=f"file={changed['file']}", seen_in="Connect's REST API",
                     nudge="the second call must change the running connector's config.")
     finally:
@@ -292,11 +293,18 @@ def _register(impl, connect_url: str, name: str, config: dict):
             time.sleep(0.5)
 
 
-def _stored(rest: ConnectRest, name: str) -> dict | None:
-    try:
-        return {k: v for k, v in rest.config(name).items() if k != "name"}  # Connect adds the name
-    except ConnectError as exc:
-        return {"(HTTP error)": exc.message[:200]}
+def _stored(rest: ConnectRest, name: str, want: dict) -> dict:
+    """The connector's stored config once it equals `want`, or as it is after 10 s: the worker answers GET
+    from its own snapshot, which follows an accepted PUT a moment later (a 404 or the old config until then)."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            stored = {k: v for k, v in rest.config(name).items() if k != "name"}  # Connect adds the name
+        except ConnectError as exc:
+            stored = {"(HTTP error)": exc.message[:200]}
+        if stored == want or time.monotonic() > deadline:
+            return stored
+        time.sleep(0.2)
 
 
 def _refusal(kafka, impl, rest: ConnectRest, connect_url: str, topic: str) -> None:
