@@ -231,7 +231,7 @@ def observe(kafka, impl, connect_url: str, tmp_path: Path, scenario: str) -> Obs
         if obs.dlq_exists:
             kafka.created_topics.append(obs.dlq)  # deleted with this check's topics
             # The DLQ producer may still be sending when the offsets are committed; a failed task sends no more.
-            deadline = time.monotonic() + (0 if obs.failed_trace() else 5)
+            deadline = time.monotonic() + (0 if obs.failed_trace() else 3)
             obs.dead = kafka.read_all(obs.dlq, timeout=5)
             while len(obs.dead) < len(obs.poison) and time.monotonic() < deadline:
                 obs.dead = kafka.read_all(obs.dlq, timeout=5)
