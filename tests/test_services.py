@@ -109,3 +109,15 @@ def test_a_service_that_dies_is_infrastructure_trouble():
     assert proc.returncode == 3, out
     assert "The postgres service of kata-02 stopped while the checks ran; the verdicts are void." in out
     assert "Next: run the same command again." in out
+
+
+def test_connect_rest_retries_only_rebalancing_conflicts():
+    """A 409 while the worker group rebalances is "retry in a moment"; a 409 for a name that exists is an answer."""
+    from grader.kit.connect import is_rebalancing
+
+    assert is_rebalancing(409, "Cannot complete request because of a conflicting operation (e.g. worker rebalance)")
+    assert is_rebalancing(409, "Request cannot be completed because a rebalance is expected")
+    assert is_rebalancing(409, "Cannot complete request momentarily due to stale configuration (typically caused "
+                               "by a concurrent config change)")
+    assert not is_rebalancing(409, "Connector kk-1 already exists")
+    assert not is_rebalancing(500, "Request cannot be completed because a rebalance is expected")

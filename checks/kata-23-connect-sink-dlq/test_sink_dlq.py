@@ -54,6 +54,18 @@ def _why_missing(obs: Observation) -> str:
     return "does the connector read the topic it was given, and write to the file it was given?"
 
 
+def _why_not_dead(obs: Observation) -> str:
+    """The cause of a poison record missing from the DLQ: it went to the file, or was dropped."""
+    good = {i.line for i in obs.good}
+    through = [ln for ln in obs.file_lines or [] if ln not in good]
+    if through:
+        return (f"it was not dead-lettered because nothing failed: the file has {len(through)} lines that are no "
+                f"good record (e.g. {through[0]!r:.100}). A converter that accepts a record cannot fail on it: "
+                "what does this value converter expect?")
+    return ("a record the sink cannot take must not vanish: the DLQ is where someone can look at it, fix it and "
+            "replay it. Which topic does the connector dead-letter to?")
+
+
 def test_good_records_reach_the_file_in_order(kafka, impl, connect_url, tmp_path):
     """Every good record reaches the sink's file, in order, and nothing else does.
 
@@ -126,18 +138,18 @@ def test_poison_records_land_in_the_dlq_with_context_headers(kafka, impl, connec
         for item in obs.poison:
             copies = [r for r in obs.dead if r.value == item.value]
             if len(copies) != 1:
-                explain(did=did, saw=f"the {POISON[item.kind]} ({item.where}) there {len(copies)} times",
-                        expected="every poison record once, its value bytes unchanged",
-                        nudge="a record the sink cannot take must not vanish: the DLQ is where someone can look "
-                        "at it, fix it and replay it.")
+                explain(did=did, saw=f"the poison record at {item.where} ({POISON[item.kind]}) there {len(copies)} "
+                        "times", expected="every poison record once, its value bytes unchanged",
+                        nudge=_why_not_dead(obs) if not copies else "is one record dead-lettered more than once?")
             copy = copies[0]
             own, errs = headers_of(copy)
             if copy.key != item.key or own != item.headers:
-                explain(did=did, saw=f"the {POISON[item.kind]} with key {copy.key!r} and headers {own}",
+                explain(did=did, saw=f"the poison record at {item.where} with key {copy.key!r} and headers {own}",
                         expected=f"its own key {item.key!r} and headers {item.headers}",
                         nudge="the DLQ holds the record as it was read.")
             if not errs:
-                explain(did=did, saw=f"the {POISON[item.kind]} ({item.where}) with no __connect.errors.* headers",
+                explain(did=did, saw=f"the poison record at {item.where} ({POISON[item.kind]}) with no "
+                        "__connect.errors.* headers",
                         expected="headers naming its topic, partition, offset and the stage and exception that "
                         "failed", nudge="whoever reads the DLQ later has no access to the worker's log: which "
                         "setting makes Connect add the context to each dead record?")
@@ -146,10 +158,11 @@ def test_poison_records_land_in_the_dlq_with_context_headers(kafka, impl, connec
                     "class.name": JSON_CONVERTER, "exception.class.name": DATA_EXCEPTION}
             wrong = {k: errs.get(k) for k, v in want.items() if errs.get(k) != v}
             if wrong or not errs.get("exception.message"):
-                explain(did=did, saw=f"the {POISON[item.kind]} ({item.where}) with headers {wrong or errs}",
-                        expected=f"{ {k: want[k] for k in wrong} or 'an exception message'}",
-                        nudge="every poison record here fails in the value converter, reading JSON with a schema: "
-                        "is that the converter this connector runs with?")
+                explain(did=did, saw=f"the poison record at {item.where} ({POISON[item.kind]}) with headers "
+                        f"{wrong or errs}", expected=f"{ {k: want[k] for k in wrong} or 'an exception message'}",
+                        nudge="task 0 is the only task of a one-task connector: how many tasks does it run?"
+                        if set(wrong) == {"task.id"} else "every poison record here fails in the value converter, "
+                        "reading JSON with a schema: is that the converter this connector runs with?")
         for partition in sorted({i.partition for i in obs.items}):
             want_order = [i.value for i in obs.poison if i.partition == partition]
             got_order = [r.value for r in obs.dead if r.value in want_order]
