@@ -126,3 +126,15 @@ def test_a_kata_whose_files_are_wrong_starts_no_service(tmp_path):
     assert proc.returncode == 1, out
     assert "kata-01-rows/rows.py: the solution file is missing." in out, out
     assert "Starting PostgreSQL" not in out and "Connect worker" not in out, out
+
+
+def test_connect_rest_retries_only_rebalancing_conflicts():
+    """A 409 while the worker group rebalances is "retry in a moment"; a 409 for a name that exists is an answer."""
+    from grader.kit.connect import is_rebalancing
+
+    assert is_rebalancing(409, "Cannot complete request because of a conflicting operation (e.g. worker rebalance)")
+    assert is_rebalancing(409, "Request cannot be completed because a rebalance is expected")
+    assert is_rebalancing(409, "Cannot complete request momentarily due to stale configuration (typically caused "
+                               "by a concurrent config change)")
+    assert not is_rebalancing(409, "Connector kk-1 already exists")
+    assert not is_rebalancing(500, "Request cannot be completed because a rebalance is expected")

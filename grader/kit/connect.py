@@ -27,12 +27,33 @@ class ConnectError(Exception):
         self.message = message
 
 
+REBALANCING = ("rebalance", "stale configuration", "conflicting operation")  # Connect's 409 texts
+
+
+def is_rebalancing(status: int, message: str) -> bool:
+    """Connect's "try again in a moment" answer (HTTP 409 while the worker group rebalances)."""
+    return status == 409 and any(word in message.lower() for word in REBALANCING)
+
+
 class ConnectRest:
     def __init__(self, url: str, timeout: float = 30.0):
         self.url = url.rstrip("/")
         self.timeout = timeout
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
+        # A worker answers 409 while its group rebalances (after any connector was created or deleted,
+        # by this run or another sharing the worker): Connect's advice is to retry, so a check never
+        # fails on it.
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                return self._once(method, path, body)
+            except ConnectError as exc:
+                if not is_rebalancing(exc.status, exc.message) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.25)
+
+    def _once(self, method: str, path: str, body: Any = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.url + path, data=data, method=method,
                                      headers={"Content-Type": "application/json", "Accept": "application/json"})
@@ -60,6 +81,10 @@ class ConnectRest:
                              **{k: str(v) for k, v in config.items()}})
         values = [c.get("value") or {} for c in answer.get("configs") or []]  # Debezium leaves some null
         return [f"{v.get('name')}: {e}" for v in values for e in v.get("errors") or []]
+
+    def config(self, name: str) -> dict[str, str]:
+        """The configuration Connect stored for the connector (what it runs with)."""
+        return self._call("GET", f"/connectors/{name}/config")
 
     def status(self, name: str) -> dict:
         return self._call("GET", f"/connectors/{name}/status")
