@@ -254,13 +254,13 @@ def test_rewound_partition_is_not_stalled(kafka, impl):
     group = kafka.unique("rewound")
     member = Member(kafka, topic, group)
     broker = Broker(kafka, topic, 2)
-    interval = 1.2
+    interval = 0.8
 
     def move() -> None:
         # Inside diagnose()'s interval, after its first sample: the member commits 3 more records on
         # partition 0 and rewinds partition 1 by 3 to process them again. Offsets and total lag keep
         # their sums; only a partition-by-partition comparison sees that the group moved.
-        time.sleep(0.5)
+        time.sleep(0.4)
         member.commit({0: 7, 1: 5})
 
     try:
@@ -276,7 +276,7 @@ def test_rewound_partition_is_not_stalled(kafka, impl):
         member.close()
         broker.close()
     did = (f"let the only member of group {group} commit 4 and 8 of the 10 records of partitions 0 and 1; called "
-           f"diagnose(interval_s={interval}) and, 0.5s into it, the member committed 7 on partition 0 and rewound "
+           f"diagnose(interval_s={interval}) and, 0.4s into it, the member committed 7 on partition 0 and rewound "
            "partition 1 to 5 (to process 3 records again)")
     compare_with_broker(result["first"], before, did + " (its first sample)")
     compare_with_broker(result["second"], after, did + " (its second sample)")
