@@ -18,7 +18,11 @@ from _kata02_support import (
 from confluent_kafka.admin import ConfigSource
 
 from grader.kit import KafkaKit, explain
-from grader.kit.protocolproxy import BigClusterProxy
+from grader.kit.protocolproxy import CREATE_PARTITIONS, CREATE_TOPICS, BigClusterProxy
+
+# How long the proxy holds the broker's answer to a CreateTopics / CreatePartitions request: a call that
+# returns before its client heard that answer returns unconfirmed (short: the reference waits it out).
+ANSWER_HOLD_S = 0.2
 
 # The topics the checks start from: (partitions, topic config). Each belongs to one check.
 CONFLICTS = {"partitions": ((3, DAY_MS), (6, DAY_MS)), "retention": ((3, DAY_MS), (3, 2 * DAY_MS)),
@@ -129,6 +133,7 @@ def test_replication_follows_the_cluster_metadata(kafka, impl):
     brokers, want_rf, want_isr = 4, 3, 2  # ensure_topic's default wishes (3, 2) both fit 4 brokers
     real = next(iter(kafka.admin.list_topics(timeout=10).brokers.values()))
     proxy = BigClusterProxy(real.host, real.port, real.id, brokers)
+    proxy.hold_responses[CREATE_TOPICS] = ANSWER_HOLD_S
     topic = kafka.unique("big")
     kafka.created_topics.append(topic)
     did = (f"called ensure_topic(<a cluster whose metadata lists {brokers} brokers>, {topic!r}, partitions=2, "
@@ -136,12 +141,20 @@ def test_replication_follows_the_cluster_metadata(kafka, impl):
            "grader's one real broker behind a proxy keeps one copy)")
     try:
         call(did, impl.ensure_topic, proxy.bootstrap, topic, 2, DAY_MS)
+        answered = proxy.answered.get(CREATE_TOPICS, 0)
     finally:
         proxy.close()
     asked = [(rf, cfg) for name, rf, cfg in proxy.created if name == topic]
     if not asked:
         explain(did=did, saw="no CreateTopics request for the topic", expected=f"one, with {want_rf} replicas",
-                seen_in="the proxy", nudge="did ensure_topic create the topic on the cluster it was given?")
+                seen_in="the proxy", nudge="did ensure_topic create the topic on the cluster it was given, and wait "
+                "for the creation's result? An AdminClient dropped before its request went out sends nothing.")
+    if not answered:
+        explain(did=did + f" (the broker's answer held {ANSWER_HOLD_S} s on its way back)", seen_in="the proxy",
+                saw="ensure_topic() returned before its client had received the broker's answer to the creation",
+                expected="ensure_topic() to return once the broker has confirmed the creation",
+                nudge="create_topics() returns a future per topic at once; only its result() says the topic "
+                "was created (or why the broker refused).")
     rf, cfg = asked[0]
     if rf != want_rf or cfg.get("min.insync.replicas") != str(want_isr):
         explain(did=did, seen_in="the request your code sent",
@@ -266,8 +279,21 @@ def test_adding_partitions_moves_keys(kafka, impl, premade):
     topic = premade["grow"]
     seen: set = set()
     before = check_probe_report(kafka, impl, topic, 2, seen)
-    call(f"called add_partitions(bootstrap, {topic!r}, 5) on a 2-partition topic", impl.add_partitions,
-         kafka.bootstrap_servers, topic, 5)
+    real = next(iter(kafka.admin.list_topics(timeout=10).brokers.values()))
+    proxy = BigClusterProxy(real.host, real.port, real.id, 1)  # the one real broker, its answers timed
+    proxy.hold_responses[CREATE_PARTITIONS] = ANSWER_HOLD_S
+    did = f"called add_partitions(bootstrap, {topic!r}, 5) on a 2-partition topic"
+    try:
+        call(did, impl.add_partitions, proxy.bootstrap, topic, 5)
+        answered = proxy.answered.get(CREATE_PARTITIONS, 0)
+    finally:
+        proxy.close()
+    if not answered:
+        explain(did=did + f" (the broker's answer to the grow held {ANSWER_HOLD_S} s on its way back)",
+                saw="add_partitions() returned before its client had received the broker's answer",
+                expected="add_partitions() to return once the broker has confirmed the new partition count",
+                seen_in="the proxy", nudge="create_partitions() returns a future per topic at once; only its "
+                "result() says the broker has grown the topic (or why it refused).")
     count, _, leaders = describe(kafka, topic, 5)
     if count != 5 or any(leader < 0 for leader in leaders.values()):
         explain(did="called add_partitions(topic, 5) on a 2-partition topic and described it once it returned",

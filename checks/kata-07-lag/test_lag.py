@@ -247,6 +247,45 @@ def test_abandoned_group_is_stalled(kafka, impl):
                   "group's when the second sample is taken.")
 
 
+def test_rewound_partition_is_not_stalled(kafka, impl):
+    """diagnose() compares committed offsets partition by partition: one moving forward, one rewound, is not stalled."""
+    topic = kafka.create_topic(partitions=2)
+    produce_to_partitions(kafka, topic, {0: 10, 1: 10})
+    group = kafka.unique("rewound")
+    member = Member(kafka, topic, group)
+    broker = Broker(kafka, topic, 2)
+    interval = 0.8
+
+    def move() -> None:
+        # Inside diagnose()'s interval, after its first sample: the member commits 3 more records on
+        # partition 0 and rewinds partition 1 by 3 to process them again. Offsets and total lag keep
+        # their sums; only a partition-by-partition comparison sees that the group moved.
+        time.sleep(0.4)
+        member.commit({0: 7, 1: 5})
+
+    try:
+        member.consume_exactly({0: 4, 1: 8})
+        _require_members(broker, group, 1)
+        mover = threading.Thread(target=move, daemon=True)
+        before = broker.view(group)
+        mover.start()
+        result = call_diagnose(impl, kafka, group, topic, interval)
+        mover.join(15)
+        after = broker.view(group)
+    finally:
+        member.close()
+        broker.close()
+    did = (f"let the only member of group {group} commit 4 and 8 of the 10 records of partitions 0 and 1; called "
+           f"diagnose(interval_s={interval}) and, 0.4s into it, the member committed 7 on partition 0 and rewound "
+           "partition 1 to 5 (to process 3 records again)")
+    compare_with_broker(result["first"], before, did + " (its first sample)")
+    compare_with_broker(result["second"], after, did + " (its second sample)")
+    check_verdict(result, did, "ok", 1, [],
+                  nudge="a committed offset changed on each partition between your samples, so the group is not "
+                  "stalled, even though the sums of the offsets and of the lags stayed the same: compare the "
+                  "offsets partition by partition.")
+
+
 def test_caught_up_group_is_ok(kafka, impl):
     """diagnose() says "ok" for a group that has read and committed everything, even though nothing moves."""
     topic = kafka.create_topic(partitions=2)

@@ -69,6 +69,23 @@ def transactional_tail() -> list[tuple[str, str | None, int]]:
     return [("acct-0", None, now), ("acct-1", "acct-1·v1", now), ("acct-2", "acct-2·v1", now)]
 
 
+# Written to partition 1 in a transaction that is aborted, before its committed tail: these values were
+# never written as far as any table is concerned (a read_uncommitted reader sees them anyway).
+ABORTED = [("acct-9", "acct-9·aborted", 0), ("ghost", "ghost·aborted", 0)]
+
+
+def check_no_aborted(did: str, got: dict) -> None:
+    """No value of the aborted transaction may be in the table."""
+    leaked = sorted(k for k, v, _ in ABORTED if k in got and got[k] == v)
+    if leaked:
+        k = leaked[0]
+        explain(did=did + f" (partition 1 also holds an aborted transaction writing {[k for k, *_ in ABORTED]})",
+                saw=f"{k!r} -> {got[k]!r}, a value of the aborted transaction", seen_in="your function's return value",
+                expected="no value of an aborted transaction: it was never written",
+                nudge="aborted records stay in the log, marked aborted; a read_uncommitted consumer hands them out. "
+                "Which isolation.level does your consumer read with?")
+
+
 def replay(events) -> dict[str, str]:
     """What a table must hold: the last value per key, tombstones removing the key."""
     table: dict[str, str] = {}
@@ -84,7 +101,8 @@ def replay(events) -> dict[str, str]:
 
 
 def produce_placed(kafka, topic: str, placed: dict, txn_partition: int, tail: list) -> None:
-    """Write each partition's records where placed says, then `tail` to txn_partition in a transaction."""
+    """Write each partition's records where placed says, then ABORTED to txn_partition in a transaction that
+    is aborted, then `tail` there in one that commits."""
     producer = kafka.producer(**IN_ORDER)
     for partition, events in placed.items():
         for key, value, ts in events:
@@ -95,6 +113,11 @@ def produce_placed(kafka, topic: str, placed: dict, txn_partition: int, tail: li
     txn = Producer({"bootstrap.servers": kafka.bootstrap_servers, **QUIET,
                     "transactional.id": kafka.unique("changelog-writer")})
     txn.init_transactions(30)
+    txn.begin_transaction()
+    for key, value, _ in ABORTED:
+        txn.produce(topic, key=key.encode(), value=value.encode(), partition=txn_partition)
+    txn.flush(30)  # on the broker, then aborted: in the log, marked aborted
+    txn.abort_transaction(30)
     txn.begin_transaction()
     for key, value, ts in tail:
         txn.produce(topic, key=key.encode(), value=None if value is None else value.encode(),

@@ -9,6 +9,7 @@ from _kata10_support import (
     RETURN_WITHIN_S,
     Writer,
     call_build_table,
+    check_no_aborted,
     compare,
     placed_events,
     produce_placed,
@@ -249,8 +250,9 @@ def _before_compaction(kafka, impl) -> dict:
     produce_placed(kafka, topic, placed, 1, tail)
     events = [e for p in sorted(placed) for e in placed[p] + (tail if p == 1 else [])]
     did = (f"wrote {len(events)} records to a 4-partition compacted topic (one partition empty, one ending with a "
-           "committed transaction, keys deleted, one deleted key written again, timestamps not in write order, "
-           "non-ASCII text, an empty value, the first records of one partition deleted), then called build_table")
+           "committed transaction after an aborted one, keys deleted, one deleted key written again, timestamps "
+           "not in write order, non-ASCII text, an empty value, the first records of one partition deleted), then "
+           "called build_table")
     first = outcome(lambda: call_build_table(kafka, impl, topic, did, "a compacted topic holds records whose value "
                                              "is None. What does such a record mean?"))
     did2 = did + " a second time on the same, unchanged topic"
@@ -267,6 +269,7 @@ def test_latest_value_wins(kafka, impl):
     """build_table() maps each key to the last value written for it, on every call."""
     case = _before_compaction(kafka, impl)
     first, second = case["tables"]
+    check_no_aborted(case["did"], table_of(first))
     compare(case["did"] + " and compared the keys that are still alive", table_of(first), case["want"], set(),
             values_only=True)
     compare(case["did2"] + " (the first call gave the right table)", table_of(second), case["want"], set(),

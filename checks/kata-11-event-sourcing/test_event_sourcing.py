@@ -263,7 +263,7 @@ def test_resume_from_snapshot_reads_only_the_tail(kafka, impl, own_log, tmp_path
 
 
 def test_snapshot_survives_a_failed_write(kafka, impl_path, log, tmp_path):
-    """A snapshot write that fails half-way (a full disk) leaves the previous snapshot whole."""
+    """A snapshot write that fails half-way (a full disk) leaves the previous snapshot whole, and catch_up raises."""
     topic, events = log
     path = tmp_path / "snapshot.json"
     # A valid snapshot of the state before any event: no balances, every partition at offset 0.

@@ -58,6 +58,9 @@ def mixed_stream(kafka, topic: str) -> list[Sent]:
                        "amount is a boolean", 16), 1))
     items.append((pill("no order_id", b"bad-6", json.dumps({"id": "o-17", "amount": 17}).encode(),
                        "missing order_id", 17), 2))
+    # A well-formed order, in UTF-16: json.loads(bytes) guesses the encoding and would accept it.
+    items.append((pill("UTF-16 JSON", b"bad-7", json.dumps({"order_id": "o-18", "amount": 18}).encode("utf-16"),
+                       "not UTF-8", 18), 0))
     items += [order("o-10", 100, 0), order("o-11", 110, 1), order("o-12", 120, 2)]
     return write(kafka, topic, items)
 
@@ -72,8 +75,8 @@ def run_in_thread(kafka, impl, observe: bool = False):
     good = [r.name for r in records if not r.poison]
     poison = [r for r in records if r.poison]
     did = (call_desc(topic, dlq) + f" on {len(records)} records with headers: good orders, and poison pills (a value "
-           "that is not JSON, no value at all, orders without amount or order_id, an amount that is a string or "
-           "true, and an order whose process() raises ValueError)")
+           "that is not JSON, an order in UTF-16, no value at all, orders without amount or order_id, an amount "
+           "that is a string or true, and an order whose process() raises ValueError)")
     consumer = InThread(impl, kafka, topic, group, dlq, {"o-boom": BOOM})
     seen = {"members": None, "gap": 0.0, "took": 0.0, "left": True}
     deadline = time.monotonic() + 40
@@ -132,9 +135,12 @@ def test_poison_pills_land_in_the_dlq_with_error_headers(kafka, impl):
             explain(did=dlq_did(did),
                     saw=f"the DLQ holds {len(dead)} records, none with the value of the {p.poison} record "
                     f"({p.where}, value {p.value!r:.60})", expected="every poison pill in the DLQ, its value unchanged",
-                    nudge="a record you cannot process must not vanish: someone has to be able to look at it, "
-                    "fix it and replay it. Is it really an order? JSON true is not a number, a string is not "
-                    "one either, and a record may have no value at all.")
+                    nudge=("this one is a well-formed order, encoded in UTF-16: json.loads() of bytes guesses the "
+                           "encoding (UTF-8, UTF-16 or UTF-32) and accepts it. The contract is UTF-8 JSON: decode "
+                           "the value as UTF-8 first." if p.poison == "not UTF-8" else
+                           "a record you cannot process must not vanish: someone has to be able to look at it, "
+                           "fix it and replay it. Is it really an order? JSON true is not a number, a string is not "
+                           "one either, and a record may have no value at all."))
         if len(copies) > 1:
             explain(did=dlq_did(did), saw=f"the {p.poison} record is there {len(copies)} times",
                     expected="once", nudge="is a record dead-lettered more than once?")
@@ -185,8 +191,9 @@ def test_good_records_keep_flowing_past_poison_pills(kafka, impl):
     if extra or any(n > 1 for n in got.values()):
         explain(did=did, saw=f"process() got {consumer.processed_ids()}",
                 expected=f"exactly the {len(good)} good orders, each once (no crash happened): never a poison pill",
-                nudge="is every record you pass to process() really an order (a string order_id, a number amount)?"
-                if extra else "is a record handled twice, in the normal path and again in the error path?",
+                nudge="is every record you pass to process() really an order (UTF-8 JSON, a string order_id, a "
+                "number amount)?" if extra else "is a record handled twice, in the normal path and again in the "
+                "error path?",
                 seen_in="the check's process() callback")
     for partition in range(3):
         want = [r.name for r in good if r.partition == partition]

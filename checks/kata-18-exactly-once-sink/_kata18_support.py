@@ -11,9 +11,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from confluent_kafka import KafkaException
+from confluent_kafka import Consumer, KafkaException
 
-from grader.kit import ChildRun, explain
+from grader.kit import QUIET, ChildRun, explain
 
 PARTITIONS = 3
 # Short enough that a SIGKILLed member leaves the group quickly (the broker allows 1000 ms and up),
@@ -93,6 +93,55 @@ def produce_payments(kafka, per_partition: int, tag: str) -> Stream:
     if producer.flush(30) or any(p.offset < 0 for p in stream.payments):
         raise KafkaException(f"test payments were not all delivered to {stream.topic}")
     return stream
+
+
+def append_payments(kafka, stream: Stream, per_partition: int) -> None:
+    """`per_partition` more payments on each partition of the stream's topic, after the ones it has."""
+    producer = kafka.producer(**{"enable.idempotence": True})
+    start = len(stream.payments) // PARTITIONS
+    for n in range(start, start + per_partition):
+        for part in range(PARTITIONS):
+            account = f"acct-{part}{n % 4}"
+            payment = Payment(f"pay-{part}-{n:03d}", account, 100 + 7 * n + part, part)
+            stream.payments.append(payment)
+
+            def on_delivery(err, msg, payment=payment):
+                if err is None:
+                    payment.offset = msg.offset()
+
+            producer.produce(stream.topic, key=account, partition=part, on_delivery=on_delivery,
+                             value=json.dumps({"payment_id": payment.payment_id, "account": account,
+                                               "amount": payment.amount}))
+    if producer.flush(30) or any(p.offset < 0 for p in stream.payments):
+        raise KafkaException(f"test payments were not all delivered to {stream.topic}")
+
+
+def wait_for_rows(run: ChildRun, db_path, stream: Stream, timeout: float = SETTLE_S) -> None:
+    """Until the database holds every payment so far (or time is up, or the sink ended): settle() judges."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and run.proc.poll() is None:
+        tally = Tally(db_rows(db_path), stream.ids)
+        if not tally.missing or tally.duplicated:
+            return
+        time.sleep(0.2)  # polling interval of a condition wait bounded by `deadline`
+
+
+def member_joins_and_leaves(kafka, stream: Stream, timeout: float = 20.0) -> None:
+    """A second member of the sink's group takes a share of the partitions, then leaves: the sink loses
+    partitions and gets them back, each time at a moment when its database has moved on since it started.
+    It commits nothing and reads nothing (the checks' own member, not a second sink)."""
+    member = Consumer({"bootstrap.servers": kafka.bootstrap_servers, "group.id": stream.group,
+                       "enable.auto.commit": False, "auto.offset.reset": "latest", **SINK_CONFIG, **QUIET})
+    owned: list = []
+    member.subscribe([stream.topic], on_assign=lambda c, parts: owned.extend(parts))
+    try:
+        deadline = time.monotonic() + timeout
+        while not owned and time.monotonic() < deadline:
+            member.poll(0.1)  # the group's decisions arrive inside poll(); its records are never handed on
+    finally:
+        member.close()  # leaves at once: the sink gets every partition back
+    if not owned:
+        raise RuntimeError(f"check setup: the checks' member of {stream.group} got no partition in {timeout:.0f}s")
 
 
 # ---- the sink's database, read the way any other program would ---------------------------------------------

@@ -13,9 +13,11 @@ from _kata18_support import (
     ARCHIVED_ROW,
     PARTITIONS,
     Stream,
+    append_payments,
     call_text,
     db_offsets,
     db_rows,
+    member_joins_and_leaves,
     produce_payments,
     restore_database,
     settle,
@@ -23,6 +25,7 @@ from _kata18_support import (
     stop_watch,
     wait_for_crash,
     wait_for_hold,
+    wait_for_rows,
     write_lock_free,
 )
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
@@ -30,6 +33,7 @@ from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from grader.kit import KafkaKit, explain
 
 PER_PARTITION = 12
+MORE_PER_PARTITION = 2  # produced after the plain run's rebalance
 RETAINED_FROM = 6  # partition 0's log start offset in the restore check
 
 
@@ -41,13 +45,20 @@ def plain_run(bootstrap_servers, impl_path, pytestconfig, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("plain")
     db_path = workdir / "sink.db"
     stream = produce_payments(kit, PER_PARTITION, "plain")
-    did = (f"produced {len(stream.payments)} payments over {PARTITIONS} partitions, ran "
-           f"{call_text(db_path)} in its own process until the database held every payment")
+    first = len(stream.payments)
+    did = (f"produced {first} payments over {PARTITIONS} partitions, ran {call_text(db_path)} in its own process "
+           "until the database held them; then another member joined the sink's group and left again (the sink "
+           f"lost partitions and got them back), {MORE_PER_PARTITION * PARTITIONS} more payments were produced, "
+           "and the sink ran until the database held every payment")
     watched, events = stop_watch(impl_path, workdir, "plain")
     run = start_sink(watched, workdir, kit, stream, db_path)
     outcome = {"stream": stream, "db_path": db_path, "did": did, "failure": None}
     try:
         try:
+            # Every assignment must start where the database says *then*, not where it said at start-up.
+            wait_for_rows(run, db_path, stream)
+            member_joins_and_leaves(kit, stream)
+            append_payments(kit, stream, MORE_PER_PARTITION)
             outcome["tally"] = settle(run, db_path, stream, did, events=events)
         except BaseException as exc:  # settle() explained a failure: every check of this run reports it
             outcome["failure"] = exc
@@ -70,8 +81,11 @@ def test_every_payment_becomes_one_row(plain_run):
     if tally.missing or tally.duplicated or tally.unknown:
         explain(did=plain_run["did"], saw=tally.describe(),
                 expected=f"{len(tally.expected)} rows, one per payment, with the payment's account and amount",
-                nudge="every record's value is the JSON of one payment; does the sink insert one row per record "
-                "and commit it?")
+                nudge="payments written twice after the sink got its partitions back: on_assign runs at every "
+                "rebalance, and each time the database may have moved on. Does the sink read the stored offsets "
+                "when partitions are assigned, or only once at start-up?" if tally.duplicated and not
+                tally.missing else "every record's value is the JSON of one payment; does the sink insert one "
+                "row per record and commit it?")
     by_id = {p.payment_id: p.row for p in plain_run["stream"].payments}
     wrong = [r for r in tally.rows if by_id.get(r[0]) != r]
     if wrong:

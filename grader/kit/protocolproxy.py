@@ -13,7 +13,10 @@ byte passes through unchanged, so any call the learner's code makes works as on 
 the clients learn the proxy's ports from Metadata, all their traffic flows through it, which allows one
 network fault: `drop_produce_responses = n` cuts the connection instead of passing on the next n Produce
 responses, after the broker has appended their records, so the producer must resend batches the broker
-already holds (only an idempotent producer's resend is recognised and not written twice).
+already holds (only an idempotent producer's resend is recognised and not written twice). And one
+timing probe: `hold_responses = {api_key: seconds}` holds each such response that long before passing it
+on, and `answered` counts the responses of each api key passed on so far, so a check can tell whether a
+call returned before or after its client heard the broker's answer ("returns once the broker confirmed").
 
 Written for kata-02 (a bigger cluster) and kata-03 (resent batches); any single-broker kata may use
 it to inject a network fault.
@@ -25,8 +28,9 @@ import contextlib
 import socket
 import struct
 import threading
+import time
 
-PRODUCE, METADATA, CREATE_TOPICS, DESCRIBE_CLUSTER = 0, 3, 19, 60
+PRODUCE, METADATA, CREATE_TOPICS, CREATE_PARTITIONS, DESCRIBE_CLUSTER = 0, 3, 19, 37, 60
 
 
 def _flexible(api_key: int, version: int) -> bool:
@@ -103,6 +107,8 @@ class BigClusterProxy:
         self.created: list[tuple[str, int, dict]] = []
         self.drop_produce_responses = 0
         self.dropped = 0
+        self.hold_responses: dict[int, float] = {}
+        self.answered: dict[int, int] = {}
         self._lock = threading.Lock()
         self._closing = False
         self._sockets: list[socket.socket] = []
@@ -156,10 +162,16 @@ class BigClusterProxy:
                 frame = self._frame(src)
                 if frame is None:
                     break
+                api_key = None if requests else pending.get(struct.unpack(">i", frame[:4])[0], (None, None))[0]
                 if not requests and self._drop(frame, pending):
                     break  # the broker has the records; the producer never hears so
+                if api_key in self.hold_responses:
+                    time.sleep(self.hold_responses[api_key])  # the broker has answered; the client waits
                 frame = self._request(frame, pending) if requests else self._response(frame, pending)
                 dst.sendall(struct.pack(">i", len(frame)) + frame)
+                if api_key is not None:
+                    with self._lock:
+                        self.answered[api_key] = self.answered.get(api_key, 0) + 1
         except OSError:
             pass
         finally:

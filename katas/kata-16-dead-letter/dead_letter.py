@@ -14,7 +14,8 @@ from confluent_kafka import Consumer, Producer  # noqa: F401 (you will need Prod
 def parse_order(value: bytes | None) -> dict:
     """The order in a record's value; raises if it is not a JSON object with order_id and amount."""
     order = json.loads(value)
-    # TODO: a JSON object is not necessarily an order. Check the fields the README requires.
+    # TODO: is every value UTF-8 JSON? And a JSON object is not necessarily an order: check the
+    #       fields the README requires.
     return order
 
 

@@ -11,8 +11,10 @@ class InvalidOrder(ValueError):
 
 
 def parse_order(value: bytes | None) -> dict:
-    # json.loads raises for a record without a value and for bytes that are not UTF-8 JSON.
-    order = json.loads(value)
+    # Decode first: json.loads(bytes) guesses the encoding from the first bytes and would accept
+    # UTF-16 or UTF-32 JSON; the contract is UTF-8. str(value, "utf-8") raises UnicodeDecodeError
+    # for other bytes and TypeError for a record without a value; json.loads raises for non-JSON.
+    order = json.loads(str(value, "utf-8"))
     amount = order.get("amount") if isinstance(order, dict) else None
     # In Python, True is an int; in JSON, true is not a number.
     if not (isinstance(order, dict) and isinstance(order.get("order_id"), str)
