@@ -76,22 +76,7 @@ class Stream:
 def produce_payments(kafka, per_partition: int, tag: str) -> Stream:
     """A fresh topic with `per_partition` payments on each partition, offsets 0.. in order."""
     stream = Stream(kafka.create_topic(kafka.unique(tag), partitions=PARTITIONS), kafka.unique(f"{tag}-sink"))
-    producer = kafka.producer(**{"enable.idempotence": True})
-    for n in range(per_partition):
-        for part in range(PARTITIONS):
-            account = f"acct-{part}{n % 4}"
-            payment = Payment(f"pay-{part}-{n:03d}", account, 100 + 7 * n + part, part)
-            stream.payments.append(payment)
-
-            def on_delivery(err, msg, payment=payment):
-                if err is None:
-                    payment.offset = msg.offset()
-
-            producer.produce(stream.topic, key=account, partition=part, on_delivery=on_delivery,
-                             value=json.dumps({"payment_id": payment.payment_id, "account": account,
-                                               "amount": payment.amount}))
-    if producer.flush(30) or any(p.offset < 0 for p in stream.payments):
-        raise KafkaException(f"test payments were not all delivered to {stream.topic}")
+    append_payments(kafka, stream, per_partition)
     return stream
 
 
