@@ -269,15 +269,8 @@ def test_consumer_killed_inside_processing_applies_once(impl_path, impl, tmp_pat
         first.close()
     held = (held_at["topic"], held_at["partition"], held_at["offset"])
     did = did.replace("held it", "SIGKILLed it while it was held") + ", then started it again"
-    second = start_consumer(impl_path, tmp_path, pipe, group, replica, name="restarted")
-    try:
-        wait_caught_up(pipe, second, group, want_records, did)
-        stop(second, did)
-    finally:
-        second.close()
-    records = pipe.records()
-    compare(read_replica(replica, did), table_rows(postgres, pipe.schema), events_by_key(pipe, records), did)
-    expect_committed_to_the_end(pipe, group, records, did)
+    second, records = _restart_and_compare(impl_path, tmp_path, pipe, postgres, group, replica, want_records, did,
+                                           "restarted")
     expect_each_change_once([first, second], records, did, held=held)
 
 
@@ -305,7 +298,21 @@ def test_crash_right_after_a_sqlite_commit_applies_once(impl_path, impl, tmp_pat
         first.close()
     # Only snapshot rows, each the one change of its key: a change lost to the crash cannot be hidden by a later one.
     did += ", then started it again"
-    second = start_consumer(impl_path, tmp_path, pipe, group, replica, name="after-db-crash")
+    second, records = _restart_and_compare(impl_path, tmp_path, pipe, postgres, group, replica, want_records, did,
+                                           "after-db-crash")
+    seen = [(x["topic"], x["offset"]) for run in (first, second) for x in run.records()]
+    twice = sorted({s for s in seen if seen.count(s) > 1})
+    if twice:
+        explain(did=did, seen_in="the calls of process()", saw=f"process() ran twice for (topic, offset) {twice[:2]}",
+                expected="each change applied once: whatever a crash interrupts, a change and the record that it "
+                "was applied are committed together or not at all",
+                nudge="are the replica's row and the stored offset written in one transaction?")
+
+
+def _restart_and_compare(impl_path, tmp_path, pipe, postgres, group, replica, want_records, did, name):
+    """Start the consumer again until it caught up and stopped; the replica must equal the tables and every offset be
+    committed. Returns the run and the change records."""
+    second = start_consumer(impl_path, tmp_path, pipe, group, replica, name=name)
     try:
         wait_caught_up(pipe, second, group, want_records, did)
         stop(second, did)
@@ -314,10 +321,4 @@ def test_crash_right_after_a_sqlite_commit_applies_once(impl_path, impl, tmp_pat
     records = pipe.records()
     compare(read_replica(replica, did), table_rows(postgres, pipe.schema), events_by_key(pipe, records), did)
     expect_committed_to_the_end(pipe, group, records, did)
-    seen = [(x["topic"], x["offset"]) for run in (first, second) for x in run.records()]
-    twice = sorted({s for s in seen if seen.count(s) > 1})
-    if twice:
-        explain(did=did, seen_in="the calls of process()", saw=f"process() ran twice for (topic, offset) {twice[:2]}",
-                expected="each change applied once: whatever a crash interrupts, a change and the record that it "
-                "was applied are committed together or not at all",
-                nudge="are the replica's row and the stored offset written in one transaction?")
+    return second, records
