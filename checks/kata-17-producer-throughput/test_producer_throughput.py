@@ -31,6 +31,11 @@ from _kata17_support import (
 from confluent_kafka import KafkaException, Producer
 
 from grader.kit import QUIET, KafkaKit, explain, load_learner_module
+from grader.kit.protocolproxy import PRODUCE, BigClusterProxy
+
+# How long the proxy holds each of the broker's answers to a Produce request in the slow-broker round: longer
+# than any short wait a publish() might end with, so returning early is seen every time, not by luck.
+SLOW_ANSWER_S = 2.5
 
 WORKLOAD = f"{ROUNDS} rounds of {EVENTS_PER_ROUND} JSON page-view events (24 user keys, {PARTITIONS} partitions)"
 
@@ -147,9 +152,53 @@ def test_publish_copes_with_a_full_producer_queue(kafka, impl):
                 nudge="what happens to the event whose produce() raised BufferError?")
 
 
-def test_every_event_arrives_once_in_key_order(bench):
-    """Every event arrives exactly once, keyed by its user, each user's events in order on one partition."""
+def test_every_event_arrives_once_in_key_order(bench, kafka, impl):
+    """Every event arrives once, keyed, in key order on one partition, and publish() waits out a slow broker."""
     bench.require()
+    check_events_on_topic(bench)
+    check_waits_for_a_slow_broker(kafka, impl, bench.config)
+
+
+def check_waits_for_a_slow_broker(kafka, impl, config: dict) -> None:
+    """On a fast broker a publish() that stops after a short wait may find everything delivered by luck; here
+    no delivery report can arrive before SLOW_ANSWER_S, so one that returns sooner is caught every time."""
+    topic = kafka.create_topic(partitions=PARTITIONS)
+    events = make_events(ROUNDS)[:48]
+    real = next(iter(kafka.admin.list_topics(timeout=10).brokers.values()))
+    proxy = BigClusterProxy(real.host, real.port, real.id, 1)
+    did = (f"called publish(producer, topic, <{len(events)} events>) with a producer built from your "
+           f"producer_config(), the broker's answer to each Produce request held {SLOW_ANSWER_S} s on its way "
+           "back (a busy broker), and asked the producer how many records it still held once publish() returned")
+    try:
+        try:
+            producer = Producer({**config, "bootstrap.servers": proxy.bootstrap, **QUIET})
+        except (KafkaException, TypeError, ValueError) as exc:
+            explain(**refused(exc))
+        producer.list_topics(topic, timeout=10)  # connection and metadata before the clock starts
+        proxy.hold_responses[PRODUCE] = SLOW_ANSWER_S
+        started = time.monotonic()
+        try:
+            impl.publish(producer, topic, events)
+        except Exception as exc:  # the learner's code failed: say so in their terms
+            explain(did=did, saw=f"it raised {type(exc).__name__} after {time.monotonic() - started:.1f} s: {exc}",
+                    seen_in="your function", expected="publish() waits for the answers and returns normally: "
+                    f"every event is delivered, {SLOW_ANSWER_S} s late",
+                    nudge="a slow answer is not a failed delivery: does publish() stop waiting after a fixed "
+                    "time, or does your configuration give up on a record after only a second or two?")
+        elapsed, pending = time.monotonic() - started, producer.flush(0)
+        answered = proxy.answered.get(PRODUCE, 0)
+        if pending:
+            explain(did=did, saw=f"publish() returned after {elapsed:.1f} s with {pending} records still in the "
+                    f"producer ({answered} Produce answers had reached it)",
+                    expected="0: publish() returns only once every event is delivered",
+                    nudge="a poll(timeout) or a loop that ends after a while only looks done when the broker is "
+                    "quick. What waits until the queue is empty, however long that takes?")
+        producer.flush(30)
+    finally:
+        proxy.close()
+
+
+def check_events_on_topic(bench) -> None:
     records = sorted(bench.tuned.records, key=lambda r: (r.partition, r.offset))
     did = f"published {WORKLOAD} with your publish() and producer_config(), then read the topic back"
     seen: dict[str, int] = defaultdict(int)

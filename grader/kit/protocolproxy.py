@@ -25,6 +25,7 @@ it to inject a network fault.
 from __future__ import annotations
 
 import contextlib
+import queue
 import socket
 import struct
 import threading
@@ -157,17 +158,32 @@ class BigClusterProxy:
         return bytes(body)
 
     def _pump(self, src: socket.socket, dst: socket.socket, pending: dict, requests: bool) -> None:
+        # Frames leave through a writer thread of their own, so a held answer is timed from its arrival while
+        # the answers behind it keep arriving: answers to pipelined requests are held side by side.
+        out: queue.Queue = queue.Queue()
+        threading.Thread(target=self._write, args=(out, src, dst), daemon=True).start()
         try:
             while True:
                 frame = self._frame(src)
                 if frame is None:
                     break
+                due = time.monotonic()
                 api_key = None if requests else pending.get(struct.unpack(">i", frame[:4])[0], (None, None))[0]
                 if not requests and self._drop(frame, pending):
                     break  # the broker has the records; the producer never hears so
-                if api_key in self.hold_responses:
-                    time.sleep(self.hold_responses[api_key])  # the broker has answered; the client waits
+                due += self.hold_responses.get(api_key, 0.0)  # the broker has answered; the client waits
                 frame = self._request(frame, pending) if requests else self._response(frame, pending)
+                out.put((due, api_key, frame))
+        except OSError:
+            pass
+        finally:
+            out.put(None)  # the writer sends what is queued, then closes both sides
+
+    def _write(self, out: queue.Queue, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while (item := out.get()) is not None:
+                due, api_key, frame = item
+                time.sleep(max(0.0, due - time.monotonic()))
                 dst.sendall(struct.pack(">i", len(frame)) + frame)
                 if api_key is not None:
                     with self._lock:
